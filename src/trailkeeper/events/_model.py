@@ -1,0 +1,188 @@
+"""The event as Trailkeeper keeps it: frozen values, their canonical JSON and leaf hash."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import orjson
+
+ActorType = Literal["user", "api_key", "service", "anonymous"]
+ACTOR_TYPES: tuple[str, ...] = ("user", "api_key", "service", "anonymous")
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def format_time(value: datetime) -> str:
+    """The one time format of the canonical encoding: UTC, six fraction digits, ``Z``.
+
+    ``2026-11-26T02:20:09.000000Z``; every stored time has exactly this shape.
+    """
+    utc = value.astimezone(UTC)
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+        f"{utc.second:02d}.{utc.microsecond:06d}Z"
+    )
+
+
+def to_micros(value: datetime) -> int:
+    """Microseconds since the Unix epoch (UTC) of an aware datetime."""
+    delta = value - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    """The aware UTC datetime ``micros`` microseconds after the Unix epoch."""
+    return EPOCH + timedelta(microseconds=micros)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who did it."""
+
+    id: str
+    type: ActorType = "user"
+    name: str | None = None
+    email: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "name": self.name, "email": self.email}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A resource the action touched."""
+
+    type: str
+    id: str
+    name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "id": self.id, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """Why an action failed: a machine-readable code and a message for people."""
+
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One audit event, validated and normalised (see ``docs/events.md`` for every rule).
+
+    Build events with ``trailkeeper.events.parse_event``; the constructor does not validate.
+    """
+
+    id: str
+    time: datetime
+    org_id: str
+    operation: str
+    actor: Actor
+    description: str
+    targets: tuple[Target, ...] = ()
+    success: bool = True
+    error: ErrorInfo | None = None
+    app_id: str | None = None
+    source_ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+    details: tuple[str, ...] = ()
+    changes: Mapping[str, Any] | None = None
+    metadata: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as JSON-ready data: every field, ``None`` where absent."""
+        return {
+            "id": self.id,
+            "time": format_time(self.time),
+            "org_id": self.org_id,
+            "app_id": self.app_id,
+            "actor": self.actor.to_dict(),
+            "operation": self.operation,
+            "description": self.description,
+            "targets": [t.to_dict() for t in self.targets],
+            "success": self.success,
+            "error": self.error.to_dict() if self.error else None,
+            "source_ip": self.source_ip,
+            "user_agent": self.user_agent,
+            "request_id": self.request_id,
+            "details": list(self.details),
+            "changes": dict(self.changes) if self.changes is not None else {},
+            "metadata": dict(self.metadata) if self.metadata is not None else {},
+        }
+
+    def canonical_bytes(self) -> bytes:
+        """The canonical JSON encoding (see ``canonical_json``)."""
+        return canonical_json(self.to_dict())
+
+    @property
+    def time_micros(self) -> int:
+        return to_micros(self.time)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        """Rebuild an event from ``to_dict`` output that was validated before (no checks)."""
+        actor = data["actor"]
+        error = data.get("error")
+        return cls(
+            id=data["id"],
+            time=datetime.fromisoformat(data["time"]),
+            org_id=data["org_id"],
+            operation=data["operation"],
+            actor=Actor(actor["id"], actor["type"], actor.get("name"), actor.get("email")),
+            description=data["description"],
+            targets=tuple(Target(t["type"], t["id"], t.get("name")) for t in data["targets"]),
+            success=data["success"],
+            error=ErrorInfo(error["code"], error["message"]) if error else None,
+            app_id=data.get("app_id"),
+            source_ip=data.get("source_ip"),
+            user_agent=data.get("user_agent"),
+            request_id=data.get("request_id"),
+            details=tuple(data.get("details") or ()),
+            changes=data.get("changes") or {},
+            metadata=data.get("metadata") or {},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as the log holds it, with what the server assigned."""
+
+    event: Event
+    seq: int
+    received_at: datetime
+    leaf_hash: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event's fields plus ``seq``, ``received_at`` and ``leaf_hash`` (hex)."""
+        data = self.event.to_dict()
+        data["seq"] = self.seq
+        data["received_at"] = format_time(self.received_at)
+        data["leaf_hash"] = self.leaf_hash.hex()
+        return data
+
+
+def canonical_json(value: Any) -> bytes:
+    """Canonical JSON: keys sorted by code point, no insignificant white space, UTF-8.
+
+    Strings are written as JSON strings with only the escapes JSON requires (``"``, ``\\``
+    and control characters); non-ASCII characters are written as themselves. Integers are
+    plain decimal digits (they are limited to ±(2**53 - 1) at validation); other numbers are
+    the shortest decimal that reads back as the same IEEE-754 double (``0.1``, ``1e-07`` is
+    written ``1e-7``, ``1e16``). Times are strings in the ``format_time`` shape.
+    """
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def leaf_hash(canonical: bytes) -> bytes:
+    """The RFC 6962 leaf hash of an event: SHA-256(0x00 || canonical bytes)."""
+    return hashlib.sha256(b"\x00" + canonical).digest()

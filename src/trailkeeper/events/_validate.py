@@ -1,0 +1,570 @@
+"""Turning producer input into an ``Event``: every rule, with messages a person understands.
+
+All problems of one event are collected, not just the first, so a producer can fix a batch in
+one round trip. The rules and limits are listed in ``docs/events.md``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from ._catalogue import TARGET_TYPES, Catalogue, UnknownOperationError
+from ._limits import (
+    DEFAULT_LIMITS,
+    ERROR_CODE_PATTERN,
+    ID_PATTERN,
+    ID_RULE,
+    MAX_SAFE_INTEGER,
+    Limits,
+)
+from ._model import ACTOR_TYPES, Actor, ErrorInfo, Event, Target, canonical_json
+from ._redact import Redactor
+from ._uuid7 import uuid7
+
+EVENT_FIELDS = frozenset(
+    {
+        "id",
+        "time",
+        "org_id",
+        "app_id",
+        "actor",
+        "operation",
+        "description",
+        "targets",
+        "success",
+        "error",
+        "source_ip",
+        "user_agent",
+        "request_id",
+        "details",
+        "changes",
+        "metadata",
+    }
+)
+SERVER_FIELDS = frozenset({"seq", "received_at", "leaf_hash"})
+
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?P<frac>\.\d{1,9})?(?P<tz>[Zz]|[+-]\d{2}:\d{2})"
+)
+# Control characters are refused in one-line fields; multi-line text may hold \t, \n and \r.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem with one field of one event."""
+
+    field: str
+    message: str
+    index: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"field": self.field, "message": self.message}
+        if self.index is not None:
+            data["index"] = self.index
+        return data
+
+
+class EventValidationError(ValueError):
+    """One or more events broke the rules; ``errors`` names each event and field."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        shown = "; ".join(
+            (f"event {e.index}: " if e.index is not None else "") + f"{e.field}: {e.message}"
+            for e in errors[:5]
+        )
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        super().__init__(f"invalid event: {shown}{more}")
+
+
+@dataclass(frozen=True, slots=True)
+class EventRules:
+    """What validation checks against: the catalogue, the limits and the redactor."""
+
+    catalogue: Catalogue = field(default_factory=Catalogue.default)
+    limits: Limits = DEFAULT_LIMITS
+    redactor: Redactor | None = field(default_factory=Redactor)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    """A valid event, and whether its time was defaulted to the receive time."""
+
+    event: Event
+    time_defaulted: bool
+
+
+class _Collector:
+    __slots__ = ("errors", "index")
+
+    def __init__(self, index: int | None) -> None:
+        self.index = index
+        self.errors: list[FieldError] = []
+
+    def add(self, name: str, message: str) -> None:
+        self.errors.append(FieldError(name, message, self.index))
+
+
+def parse_event(
+    raw: object,
+    *,
+    org_id: str | None,
+    received_at: datetime,
+    rules: EventRules,
+    index: int | None = None,
+) -> ParsedEvent:
+    """Validate and normalise one event as a producer sent it.
+
+    Args:
+        raw: the event as decoded JSON (a mapping).
+        org_id: the org the event is ingested into; an ``org_id`` in ``raw`` must equal it.
+            ``None`` takes the org from ``raw`` (which then must have one).
+        received_at: the receive time: the default ``time``, and the base of the
+            future-time limit.
+        rules: catalogue, limits and redactor.
+        index: the event's position in its batch, carried into every error.
+
+    Returns:
+        The event, with defaults filled in and secrets redacted.
+
+    Raises:
+        EventValidationError: naming every bad field.
+    """
+    c = _Collector(index)
+    limits = rules.limits
+    if not isinstance(raw, Mapping):
+        c.add("(event)", f"an event must be a JSON object, not {_kind(raw)}")
+        raise EventValidationError(c.errors)
+
+    for key in raw:
+        if key in SERVER_FIELDS:
+            c.add(str(key), "is assigned by the server; leave it out")
+        elif key not in EVENT_FIELDS:
+            c.add(str(key), f"is not an event field{_hint(str(key), EVENT_FIELDS)}")
+
+    event_id = _parse_id(raw.get("id"), c)
+    time, time_defaulted = _parse_time(raw.get("time"), received_at, limits, c)
+
+    raw_org = raw.get("org_id")
+    if raw_org is None:
+        org = org_id
+        if org is None:
+            c.add("org_id", "is required")
+    else:
+        org = _ident(raw_org, "org_id", c)
+        if org is not None and org_id is not None and org != org_id:
+            c.add("org_id", f"is {org!r}, but this batch is for org {org_id!r}")
+
+    app_id = _ident(raw.get("app_id"), "app_id", c, required=False)
+    actor = _parse_actor(raw.get("actor"), limits, c)
+
+    operation = raw.get("operation")
+    default_description = ""
+    if not isinstance(operation, str):
+        c.add("operation", "is required" if operation is None else "must be a string")
+        operation = ""
+    else:
+        try:
+            default_description = rules.catalogue.get(operation).description
+        except UnknownOperationError as exc:
+            c.add("operation", str(exc))
+
+    description = _text(raw.get("description"), "description", limits.description, c, True)
+    targets = _parse_targets(raw.get("targets"), limits, c)
+
+    success = raw.get("success", True)
+    if not isinstance(success, bool):
+        c.add("success", "must be true or false")
+        success = True
+    error = _parse_error(raw.get("error"), success, limits, c)
+
+    source_ip = _parse_ip(raw.get("source_ip"), c)
+    user_agent = _text(raw.get("user_agent"), "user_agent", limits.user_agent, c, False)
+    request_id = _ident(raw.get("request_id"), "request_id", c, required=False)
+    details = _parse_details(raw.get("details"), limits, c)
+    changes = _parse_changes(raw.get("changes"), limits, c)
+    metadata = _parse_metadata(raw.get("metadata"), limits, c)
+
+    if c.errors:
+        raise EventValidationError(c.errors)
+    if rules.redactor is not None:
+        if changes:
+            changes = rules.redactor.redact_changes(changes)
+        if metadata:
+            metadata = rules.redactor.redact(metadata)
+
+    assert org is not None and actor is not None and time is not None
+    event = Event(
+        id=event_id or str(uuid7()),
+        time=time,
+        org_id=org,
+        operation=operation,
+        actor=actor,
+        description=description or default_description,
+        targets=targets,
+        success=success,
+        error=error,
+        app_id=app_id,
+        source_ip=source_ip,
+        user_agent=user_agent,
+        request_id=request_id,
+        details=details,
+        changes=changes or {},
+        metadata=metadata or {},
+    )
+    return ParsedEvent(event, time_defaulted)
+
+
+def check_event_size(canonical: bytes, limits: Limits, index: int | None) -> None:
+    """Refuse an event whose canonical encoding is over ``limits.event_bytes``."""
+    if len(canonical) > limits.event_bytes:
+        raise EventValidationError(
+            [
+                FieldError(
+                    "(event)",
+                    f"is {len(canonical):,} bytes encoded; the limit is "
+                    f"{limits.event_bytes:,} bytes",
+                    index,
+                )
+            ]
+        )
+
+
+def _kind(value: object) -> str:
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _hint(name: str, choices: frozenset[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _parse_id(value: object, c: _Collector) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        c.add("id", f"must be a UUID string, not {_kind(value)}")
+        return None
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        c.add("id", f"{value[:64]!r} is not a UUID (like 0192f0c8-7d2e-7c3a-9f1e-3b5a2c4d6e8f)")
+        return None
+    if len(value) != 36 or parsed.int == 0:
+        c.add("id", "must be a UUID in its 36-character hyphenated form, and not the nil UUID")
+        return None
+    return str(parsed)
+
+
+def _parse_time(
+    value: object, received_at: datetime, limits: Limits, c: _Collector
+) -> tuple[datetime | None, bool]:
+    if value is None:
+        return received_at.astimezone(UTC), True
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            c.add("time", "must have a time zone")
+            return None, False
+        parsed = value.astimezone(UTC)
+    elif isinstance(value, str):
+        match = _RFC3339.fullmatch(value)
+        if match is None:
+            c.add(
+                "time",
+                f"{value[:64]!r} is not an RFC 3339 date-time with a time zone "
+                "(like 2026-11-26T09:30:00Z or 2026-11-26T10:30:00.250+01:00)",
+            )
+            return None, False
+        text = value
+        frac = match.group("frac")
+        if frac and len(frac) > 7:  # keep microseconds; finer digits are dropped, not rounded
+            text = value[: match.start("frac") + 7] + value[match.end("frac") :]
+        try:
+            parsed = datetime.fromisoformat(text.replace("z", "Z")).astimezone(UTC)
+        except ValueError:
+            c.add("time", f"{value[:64]!r} is not a real date and time")
+            return None, False
+    else:
+        c.add("time", f"must be an RFC 3339 string, not {_kind(value)}")
+        return None, False
+    if parsed - received_at > limits.max_future:
+        c.add(
+            "time",
+            f"is {format_delta(parsed - received_at)} in the future; at most "
+            f"{format_delta(limits.max_future)} ahead of the server clock is accepted",
+        )
+        return None, False
+    return parsed, False
+
+
+def format_delta(delta: Any) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds % 3600 == 0 and seconds >= 3600:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0 and seconds >= 60:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+def _ident(value: object, name: str, c: _Collector, *, required: bool = True) -> str | None:
+    if value is None:
+        if required:
+            c.add(name, "is required")
+        return None
+    if not isinstance(value, str):
+        c.add(name, f"must be a string, not {_kind(value)}")
+        return None
+    if not ID_PATTERN.fullmatch(value):
+        if not value:
+            c.add(name, "must not be empty")
+        elif len(value) > 128:
+            c.add(name, f"is {len(value)} characters; the limit is 128")
+        else:
+            bad = sorted({ch for ch in value if not ID_PATTERN.fullmatch(ch)})[:5]
+            c.add(name, f"has characters outside the allowed set ({ID_RULE}): {bad}")
+        return None
+    return value
+
+
+def _text(
+    value: object, name: str, limit: int, c: _Collector, multiline: bool
+) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        c.add(name, f"must be a string, not {_kind(value)}")
+        return None
+    if len(value) > limit:
+        c.add(name, f"is {len(value):,} characters; the limit is {limit:,}")
+        return None
+    if (_CONTROL_MULTILINE if multiline else _CONTROL).search(value):
+        c.add(name, "must not contain control characters")
+        return None
+    return value
+
+
+def _parse_actor(value: object, limits: Limits, c: _Collector) -> Actor | None:
+    if value is None:
+        c.add("actor", "is required: an object with at least an 'id'")
+        return None
+    if isinstance(value, str):
+        value = {"id": value}
+    if not isinstance(value, Mapping):
+        c.add("actor", f"must be an object like {{'id': 'alice', 'type': 'user'}}, not {_kind(value)}")
+        return None
+    for key in value:
+        if key not in ("id", "type", "name", "email"):
+            c.add(f"actor.{key}", "is not an actor field (id, type, name, email)")
+    kind = value.get("type", "user")
+    if kind not in ACTOR_TYPES:
+        c.add("actor.type", f"must be one of {', '.join(ACTOR_TYPES)}; got {kind!r}")
+        kind = "user"
+    raw_id = value.get("id")
+    if raw_id is None and kind == "anonymous":
+        raw_id = "anonymous"
+    actor_id = _ident(raw_id, "actor.id", c)
+    name = _text(value.get("name"), "actor.name", limits.name, c, False)
+    email = _text(value.get("email"), "actor.email", limits.email, c, False)
+    if email is not None and not _EMAIL.fullmatch(email):
+        c.add("actor.email", f"{email[:64]!r} is not an email address")
+    if actor_id is None:
+        return None
+    return Actor(actor_id, kind, name, email)
+
+
+def _parse_targets(value: object, limits: Limits, c: _Collector) -> tuple[Target, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        c.add("targets", f"must be an array of {{type, id, name?}} objects, not {_kind(value)}")
+        return ()
+    if len(value) > limits.targets:
+        c.add("targets", f"has {len(value)} entries; the limit is {limits.targets}")
+        return ()
+    out = []
+    for i, item in enumerate(value):
+        where = f"targets[{i}]"
+        if not isinstance(item, Mapping):
+            c.add(where, f"must be an object with 'type' and 'id', not {_kind(item)}")
+            continue
+        for key in item:
+            if key not in ("type", "id", "name"):
+                c.add(f"{where}.{key}", "is not a target field (type, id, name)")
+        kind = item.get("type")
+        if kind not in TARGET_TYPES:
+            shown = "is required" if kind is None else f"{kind!r} is not a target type"
+            c.add(f"{where}.type", f"{shown}; known types: {', '.join(sorted(TARGET_TYPES))}")
+        target_id = _ident(item.get("id"), f"{where}.id", c)
+        name = _text(item.get("name"), f"{where}.name", limits.name, c, False)
+        if isinstance(kind, str) and kind in TARGET_TYPES and target_id is not None:
+            out.append(Target(kind, target_id, name))
+    return tuple(out)
+
+
+def _parse_error(
+    value: object, success: bool, limits: Limits, c: _Collector
+) -> ErrorInfo | None:
+    if value is None:
+        return None
+    if success:
+        c.add("error", "is only for failed events; set success to false or leave error out")
+        return None
+    if not isinstance(value, Mapping):
+        c.add("error", f"must be an object {{code, message}}, not {_kind(value)}")
+        return None
+    for key in value:
+        if key not in ("code", "message"):
+            c.add(f"error.{key}", "is not an error field (code, message)")
+    code = value.get("code")
+    if not isinstance(code, str) or not ERROR_CODE_PATTERN.fullmatch(code):
+        c.add("error.code", "is required: 1-128 letters, digits, '.', '_' or '-'")
+        code = None
+    message = _text(value.get("message", ""), "error.message", limits.error_message, c, True)
+    if code is None or message is None:
+        return None
+    return ErrorInfo(code, message)
+
+
+def _parse_ip(value: object, c: _Collector) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        c.add("source_ip", f"must be a string, not {_kind(value)}")
+        return None
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        c.add("source_ip", f"{value[:64]!r} is not an IPv4 or IPv6 address")
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def _parse_details(value: object, limits: Limits, c: _Collector) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        c.add("details", f"must be an array of strings, not {_kind(value)}")
+        return ()
+    if len(value) > limits.details:
+        c.add("details", f"has {len(value)} lines; the limit is {limits.details}")
+        return ()
+    out = []
+    for i, line in enumerate(value):
+        text = _text(line, f"details[{i}]", limits.detail_line, c, True)
+        if text is not None:
+            out.append(text)
+    return tuple(out)
+
+
+def _parse_changes(value: object, limits: Limits, c: _Collector) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        c.add("changes", 'must be an object like {"name": {"from": "a", "to": "b"}}')
+        return None
+    if len(value) > limits.changes_fields:
+        c.add("changes", f"has {len(value)} fields; the limit is {limits.changes_fields}")
+        return None
+    out: dict[str, Any] = {}
+    ok = True
+    for name, change in value.items():
+        where = f"changes.{name}"
+        if not isinstance(name, str) or not 1 <= len(name) <= 128 or _CONTROL.search(name):
+            c.add("changes", f"field name {str(name)[:64]!r} must be 1-128 characters")
+            ok = False
+            continue
+        if not isinstance(change, Mapping) or not change or set(change) - {"from", "to"}:
+            c.add(where, 'must be an object with "from", "to" or both')
+            ok = False
+            continue
+        if not _json_ok(change, where, limits.json_depth, c):
+            ok = False
+            continue
+        out[name] = dict(change)
+    if ok and not _size_ok(out, "changes", limits.changes_bytes, c):
+        return None
+    return out if ok else None
+
+
+def _parse_metadata(value: object, limits: Limits, c: _Collector) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        c.add("metadata", f"must be a JSON object, not {_kind(value)}")
+        return None
+    if not _json_ok(value, "metadata", limits.json_depth, c):
+        return None
+    data = dict(value)
+    if not _size_ok(data, "metadata", limits.metadata_bytes, c):
+        return None
+    return data
+
+
+def _json_ok(value: object, where: str, depth: int, c: _Collector) -> bool:
+    """Plain JSON only: string keys, finite numbers, safe integers, bounded nesting."""
+    if depth < 0:
+        c.add(where, "nests too deeply; see the json_depth limit in docs/events.md")
+        return False
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                c.add(where, "object keys must be strings")
+                return False
+            if not _json_ok(item, f"{where}.{key}", depth - 1, c):
+                return False
+        return True
+    if isinstance(value, list):
+        return all(_json_ok(item, f"{where}[{i}]", depth - 1, c) for i, item in enumerate(value))
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return True
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            c.add(where, f"integer {value} is beyond ±(2**53 - 1), which JSON readers can't keep")
+            return False
+        return True
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            c.add(where, "numbers must be finite (no NaN or Infinity)")
+            return False
+        return True
+    c.add(where, f"{_kind(value)} is not a JSON value")
+    return False
+
+
+def _size_ok(value: object, where: str, limit: int, c: _Collector) -> bool:
+    try:
+        size = len(canonical_json(value))
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        c.add(where, f"can't be encoded as JSON: {exc}")
+        return False
+    if size > limit:
+        c.add(where, f"is {size:,} bytes encoded; the limit is {limit:,} bytes")
+        return False
+    return True

@@ -1,0 +1,378 @@
+"""``AuditService``: the one core that the API, the console and the CLI all call."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from .events import (
+    ID_RULE,
+    TARGET_TYPES,
+    Catalogue,
+    Event,
+    EventRules,
+    EventValidationError,
+    FieldError,
+    StoredEvent,
+    UnknownOperationError,
+    check_event_size,
+    leaf_hash,
+    parse_event,
+    to_micros,
+)
+from .events._limits import ID_PATTERN
+from .filters import Filters, Match
+from .store import (
+    Appended,
+    Criteria,
+    LogStore,
+    Order,
+    Position,
+    PreparedEvent,
+    SearchQuery,
+    TargetRef,
+    open_store,
+)
+
+MAX_PAGE = 1000
+
+
+class QueryError(ValueError):
+    """A search, filter or cursor that can't be run; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What an ingest did: ``events`` has one entry per input event, in input order."""
+
+    accepted: int
+    duplicates: int
+    events: list[Appended]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of search results and the cursor of the next (``None`` on the last page)."""
+
+    events: list[StoredEvent]
+    next_cursor: str | None
+
+
+class AuditService:
+    """Ingest, search and read audit events, over any ``LogStore``.
+
+    Args:
+        store: the storage backend; the service closes it in ``close``.
+        rules: validation rules (catalogue, limits, redaction).
+        clock: the receive-time clock; tests may pass a fake one.
+    """
+
+    def __init__(
+        self,
+        store: LogStore,
+        *,
+        rules: EventRules | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.store = store
+        self.rules = rules or EventRules()
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    @classmethod
+    def open(cls, url: str, *, rules: EventRules | None = None) -> AuditService:
+        """A service over the store that ``url`` names (see ``trailkeeper.store.open_store``)."""
+        return cls(open_store(url), rules=rules)
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self.rules.catalogue
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> AuditService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- ingest -------------------------------------------------------------------------------
+
+    def ingest(self, org_id: str, events: Sequence[Mapping[str, Any]]) -> IngestResult:
+        """Validate, redact, deduplicate, sequence and durably store a batch, all or nothing.
+
+        Returns once the batch is committed.
+
+        Raises:
+            EventValidationError: one or more events are invalid (each named by index and
+                field), or an id repeats in the batch with other content; nothing was stored.
+            trailkeeper.store.ConflictError: an id is already stored with other content;
+                nothing was stored.
+        """
+        _check_org(org_id)
+        received_at = self._clock()
+        rules = self.rules
+        errors: list[FieldError] = []
+        prepared: list[PreparedEvent] = []
+        defaulted: list[int] = []
+        for index, raw in enumerate(events):
+            try:
+                parsed = parse_event(
+                    raw, org_id=org_id, received_at=received_at, rules=rules, index=index
+                )
+                canonical = parsed.event.canonical_bytes()
+                check_event_size(canonical, rules.limits, index)
+            except EventValidationError as exc:
+                errors.extend(exc.errors)
+                continue
+            if parsed.time_defaulted:
+                defaulted.append(len(prepared))
+            prepared.append(PreparedEvent(parsed.event, canonical, leaf_hash(canonical)))
+        if errors:
+            raise EventValidationError(errors)
+        if defaulted:
+            self._reuse_stored_times(org_id, prepared, defaulted)
+
+        # An id twice in one batch: the same content is one event; other content is an error.
+        unique: list[PreparedEvent] = []
+        first_at: dict[str, int] = {}
+        position: list[int] = []
+        for index, item in enumerate(prepared):
+            seen = first_at.get(item.event.id)
+            if seen is None:
+                first_at[item.event.id] = len(unique)
+                position.append(len(unique))
+                unique.append(item)
+            elif unique[seen].leaf_hash == item.leaf_hash:
+                position.append(seen)
+            else:
+                errors.append(
+                    FieldError("id", "appears earlier in this batch with other content", index)
+                )
+        if errors:
+            raise EventValidationError(errors)
+
+        appended = self.store.append(org_id, unique)
+        results: list[Appended] = []
+        taken: set[int] = set()
+        for slot in position:
+            result = appended[slot]
+            if slot in taken and not result.duplicate:
+                result = Appended(result.id, result.seq, True)
+            taken.add(slot)
+            results.append(result)
+        duplicates = sum(1 for r in results if r.duplicate)
+        return IngestResult(len(results) - duplicates, duplicates, results)
+
+    def _reuse_stored_times(
+        self, org_id: str, prepared: list[PreparedEvent], defaulted: list[int]
+    ) -> None:
+        # A resent event that left `time` to the server must still deduplicate: give it the
+        # time its first copy was stored with, so the two encode identically.
+        stored = self.store.get_many(org_id, [prepared[i].event.id for i in defaulted])
+        for i in defaulted:
+            first = stored.get(prepared[i].event.id)
+            if first is None:
+                continue
+            event = _with_time(prepared[i].event, first.event.time)
+            canonical = event.canonical_bytes()
+            prepared[i] = PreparedEvent(event, canonical, leaf_hash(canonical))
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get(self, org_id: str, event_id: str) -> StoredEvent | None:
+        """The event with this id in this org, or ``None`` (also for a malformed id)."""
+        _check_org(org_id)
+        try:
+            import uuid
+
+            event_id = str(uuid.UUID(event_id))
+        except ValueError:
+            return None
+        return self.store.get(org_id, event_id)
+
+    def search(
+        self,
+        org_id: str,
+        filters: Filters | None = None,
+        *,
+        order: Order = "desc",
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """One page of the org's events that match ``filters``, by time then seq.
+
+        The cursor continues exactly after the last event of the previous page, also while new
+        events arrive; it is bound to the filters and order it was made with.
+
+        Raises:
+            QueryError: a filter, the limit or the cursor is invalid.
+        """
+        _check_org(org_id)
+        if order not in ("desc", "asc"):
+            raise QueryError("order", f"must be 'desc' or 'asc', not {order!r}")
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise QueryError("limit", f"must be a whole number from 1 to {MAX_PAGE}")
+        query = self.compile(filters or Filters(), order=order, limit=limit + 1)
+        fingerprint = _fingerprint(query)
+        if cursor is not None:
+            query = _replace_after(query, _decode_cursor(cursor, order, fingerprint))
+        rows = self.store.search(org_id, query)
+        if len(rows) <= limit:
+            return Page(rows, None)
+        rows = rows[:limit]
+        last = rows[-1]
+        return Page(rows, _encode_cursor(order, to_micros(last.event.time), last.seq, fingerprint))
+
+    def scan(
+        self, org_id: str, filters: Filters | None = None, *, after_seq: int = -1
+    ) -> Iterator[StoredEvent]:
+        """Every matching event after ``after_seq``, in seq order (for tail and export).
+
+        Seq order never skips an event that arrives late with an old ``time``.
+        """
+        _check_org(org_id)
+        return self.store.scan(org_id, self.compile(filters or Filters()), after_seq)
+
+    def size(self, org_id: str) -> int:
+        """How many events the org's log holds."""
+        _check_org(org_id)
+        return self.store.size(org_id)
+
+    def compile(self, filters: Filters, *, order: Order = "desc", limit: int = 50) -> SearchQuery:
+        """Resolve written filters into the store's query: expand patterns, parse IPs.
+
+        Raises:
+            QueryError: a value is malformed or names nothing known.
+        """
+        if filters.since and filters.until and filters.since >= filters.until:
+            raise QueryError("until", "must be later than since")
+        for name, value in (("since", filters.since), ("until", filters.until)):
+            if value is not None and value.tzinfo is None:
+                raise QueryError(name, "must have a time zone")
+        text = tuple(t for t in (s.strip() for s in filters.text) if t)
+        return SearchQuery(
+            include=self._criteria(filters.match, ""),
+            exclude=self._criteria(filters.exclude, "-"),
+            success=filters.success,
+            since=filters.since,
+            until=filters.until,
+            text=text,
+            order=order,
+            limit=limit,
+        )
+
+    def _criteria(self, match: Match, prefix: str) -> Criteria:
+        operations: list[str] = []
+        for pattern in match.operations:
+            try:
+                operations.extend(self.catalogue.matching(pattern))
+            except UnknownOperationError as exc:
+                raise QueryError(prefix + "operation", str(exc)) from None
+        for name, values in (
+            ("actor", match.actors),
+            ("app", match.apps),
+            ("request_id", match.request_ids),
+        ):
+            for value in values:
+                if not ID_PATTERN.fullmatch(value):
+                    raise QueryError(prefix + name, f"{value[:64]!r} is not an id ({ID_RULE})")
+        return Criteria(
+            operations=tuple(dict.fromkeys(operations)),
+            actors=match.actors,
+            targets=tuple(_target_ref(t, prefix) for t in match.targets),
+            apps=match.apps,
+            source_ips=tuple(_network(v, prefix) for v in match.source_ips),
+            request_ids=match.request_ids,
+        )
+
+
+def _check_org(org_id: str) -> None:
+    if not isinstance(org_id, str) or not ID_PATTERN.fullmatch(org_id):
+        raise QueryError("org_id", f"{str(org_id)[:64]!r} is not an org id ({ID_RULE})")
+
+
+def _target_ref(value: str, prefix: str) -> TargetRef:
+    kind, sep, target_id = value.partition(":")
+    if sep and kind in TARGET_TYPES:
+        ref = TargetRef(target_id, kind)
+    elif sep and kind.isidentifier() and kind.islower():
+        raise QueryError(
+            prefix + "target",
+            f"{kind!r} is not a target type; known types: {', '.join(sorted(TARGET_TYPES))}",
+        )
+    else:
+        ref = TargetRef(value)
+    if not ID_PATTERN.fullmatch(ref.id):
+        raise QueryError(prefix + "target", f"{value[:64]!r}: the id is not valid ({ID_RULE})")
+    return ref
+
+
+def _network(value: str, prefix: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise QueryError(
+            prefix + "source_ip",
+            f"{value[:64]!r} is not an IP address or CIDR network (like 10.0.0.0/8)",
+        ) from None
+    if isinstance(network, ipaddress.IPv6Network):
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None and network.prefixlen >= 96:
+            return ipaddress.IPv4Network(f"{mapped}/{network.prefixlen - 96}", strict=False)
+    return network
+
+
+def _with_time(event: Event, time: datetime) -> Event:
+    from dataclasses import replace
+
+    return replace(event, time=time)
+
+
+def _replace_after(query: SearchQuery, position: Position) -> SearchQuery:
+    from dataclasses import replace
+
+    return replace(query, after=position)
+
+
+def _fingerprint(query: SearchQuery) -> str:
+    basis = repr((query.include, query.exclude, query.success, query.since, query.until, query.text))
+    return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+def _encode_cursor(order: Order, time_us: int, seq: int, fingerprint: str) -> str:
+    data = orjson.dumps({"v": 1, "o": order, "t": time_us, "s": seq, "f": fingerprint})
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _decode_cursor(cursor: str, order: Order, fingerprint: str) -> Position:
+    bad = QueryError("cursor", "is not a cursor this server issued; start again without one")
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(data, dict) or data.get("v") != 1:
+            raise bad
+        time_us, seq = data["t"], data["s"]
+        if not isinstance(time_us, int) or not isinstance(seq, int):
+            raise bad
+    except (ValueError, binascii.Error, KeyError, TypeError, orjson.JSONDecodeError):
+        raise bad from None
+    if data.get("o") != order or data.get("f") != fingerprint:
+        raise QueryError(
+            "cursor",
+            "belongs to a search with other filters or another order; "
+            "use it with the same ones, or start again without a cursor",
+        )
+    return Position(time_us, seq)

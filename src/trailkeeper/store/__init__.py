@@ -1,0 +1,51 @@
+"""The storage port and its backends. ``open_store(url)`` picks the backend from the URL."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ._port import Appended, ConflictError, LogStore, PreparedEvent, StoreClosedError
+from ._query import Criteria, IPNetwork, Order, Position, SearchQuery, TargetRef
+
+__all__ = [
+    "Appended",
+    "ConflictError",
+    "Criteria",
+    "IPNetwork",
+    "LogStore",
+    "Order",
+    "Position",
+    "PreparedEvent",
+    "SearchQuery",
+    "StoreClosedError",
+    "TargetRef",
+    "open_store",
+]
+
+
+def open_store(url: str) -> LogStore:
+    """Open the store a database URL names.
+
+    ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``; the query string may set
+    ``synchronous`` (``full``, the default, or ``normal``, ``extra``, ``off``).
+
+    Raises:
+        ValueError: the URL's scheme is not one Trailkeeper knows, or it is malformed.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        from ._sqlite import SQLiteStore  # imported here: backends load only when used
+
+        if parts.netloc:
+            raise ValueError(f"{url!r}: write sqlite:///path (three slashes), not sqlite://host")
+        path = unquote(parts.path[1:])
+        if not path:
+            raise ValueError(f"{url!r} names no file; write sqlite:///path/to/trailkeeper.db")
+        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        unknown = set(options) - {"synchronous"}
+        if unknown:
+            raise ValueError(f"{url!r}: unknown option(s) {sorted(unknown)}; known: synchronous")
+        return SQLiteStore(path, synchronous=options.get("synchronous", "full").lower())
+    if parts.scheme in ("postgresql", "postgres"):
+        raise ValueError("the PostgreSQL backend is not built yet; use a sqlite:/// URL")
+    raise ValueError(f"unsupported database URL {url!r}: expected sqlite:///path")

@@ -1,0 +1,103 @@
+"""The storage port: the handful of operations every backend provides.
+
+The service is the only caller. A backend must pass ``tests/test_store_contract.py``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from ..events import Event, StoredEvent
+from ._query import SearchQuery
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEvent:
+    """A valid event ready to append: its canonical bytes and leaf hash already computed."""
+
+    event: Event
+    canonical: bytes
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What became of one event of an append."""
+
+    id: str
+    seq: int
+    duplicate: bool
+
+
+class ConflictError(Exception):
+    """Ids already stored in the org with different content; the whole append was refused."""
+
+    def __init__(self, conflicts: list[tuple[int, str]]) -> None:
+        self.conflicts = conflicts  # (index in the batch, event id)
+        ids = ", ".join(event_id for _, event_id in conflicts[:5])
+        super().__init__(f"{len(conflicts)} event id(s) already stored with other content: {ids}")
+
+
+class StoreClosedError(RuntimeError):
+    """The store was closed; nothing more can be written."""
+
+
+class LogStore(ABC):
+    """Append-only, per-org event logs.
+
+    Implementations are thread-safe: many threads may append and read at once.
+    """
+
+    @abstractmethod
+    def append(self, org_id: str, batch: Sequence[PreparedEvent]) -> list[Appended]:
+        """Append a batch to an org's log, atomically, and return once it is durable.
+
+        New events get the org's next seqs in batch order. An id already in the org with the
+        same leaf hash is a duplicate (stored nothing, keeps its old seq); with another leaf
+        hash it is a conflict. Ids within ``batch`` are distinct (the service checks).
+
+        Raises:
+            ConflictError: nothing of the batch was stored.
+        """
+
+    @abstractmethod
+    def get(self, org_id: str, event_id: str) -> StoredEvent | None:
+        """The event with this id in this org, or ``None``."""
+
+    @abstractmethod
+    def get_many(self, org_id: str, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
+        """The events of these ids that exist in this org, keyed by id."""
+
+    @abstractmethod
+    def search(self, org_id: str, query: SearchQuery) -> list[StoredEvent]:
+        """Up to ``query.limit`` matching events in ``query.order`` (time, then seq)."""
+
+    @abstractmethod
+    def scan(
+        self, org_id: str, query: SearchQuery, after_seq: int = -1, batch: int = 1000
+    ) -> Iterator[StoredEvent]:
+        """Every matching event with seq > ``after_seq`` in seq order (for tail and export).
+
+        ``query.order``, ``query.limit`` and ``query.after`` are ignored. The iterator reads in
+        batches; it sees events appended while it runs if it has not passed their seq yet.
+        """
+
+    @abstractmethod
+    def size(self, org_id: str) -> int:
+        """How many events the org's log holds (its next seq)."""
+
+    @abstractmethod
+    def orgs(self) -> list[str]:
+        """Every org that has a log."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Finish pending appends and release every connection and thread."""
+
+    def __enter__(self) -> LogStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

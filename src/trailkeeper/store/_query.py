@@ -1,0 +1,91 @@
+"""What a search asks the store for: backend-neutral values, already validated."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Order = Literal["desc", "asc"]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRef:
+    """A target filter: an id, and optionally the type it must have."""
+
+    id: str
+    type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Criteria:
+    """Field filters. Values of one field combine with OR; fields combine with AND.
+
+    ``operations`` are exact names: the service expands ``model.*`` patterns before a query
+    reaches the store.
+    """
+
+    operations: tuple[str, ...] = ()
+    actors: tuple[str, ...] = ()
+    targets: tuple[TargetRef, ...] = ()
+    apps: tuple[str, ...] = ()
+    source_ips: tuple[IPNetwork, ...] = ()
+    request_ids: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.operations
+            or self.actors
+            or self.targets
+            or self.apps
+            or self.source_ips
+            or self.request_ids
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a page ends: the last event's time (µs since the epoch) and seq."""
+
+    time_us: int
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """A search of one org's log.
+
+    Attributes:
+        include: events must match every non-empty field of it.
+        exclude: events must match no value of any non-empty field of it.
+        success: only successes (``True``), only failures (``False``), or both (``None``).
+        since: events at or after this time; until: events before this time.
+        text: free-text terms (words or phrases); an event must contain all of them.
+        order: ``desc`` newest first (by time, then seq) or ``asc``.
+        limit: page size, 1-1000.
+        after: continue after this position (from the previous page's last event).
+    """
+
+    include: Criteria = field(default_factory=Criteria)
+    exclude: Criteria = field(default_factory=Criteria)
+    success: bool | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: tuple[str, ...] = ()
+    order: Order = "desc"
+    limit: int = 50
+    after: Position | None = None
+
+
+def ip_key(address: str) -> bytes:
+    """The 16-byte sort key of an IP address; IPv4 maps into ``::ffff:0:0/96``."""
+    ip = ipaddress.ip_address(address)
+    packed = ip.packed
+    return b"\x00" * 10 + b"\xff\xff" + packed if len(packed) == 4 else packed
+
+
+def network_range(network: IPNetwork) -> tuple[bytes, bytes]:
+    """The first and last 16-byte ip keys inside ``network``."""
+    return ip_key(str(network.network_address)), ip_key(str(network.broadcast_address))

@@ -1,0 +1,322 @@
+"""The embedded backend: one SQLite file in WAL mode, one writer thread, readers per thread.
+
+Appends from every thread go through one queue to one writer thread, which commits all the
+appends waiting at that moment in one transaction (group commit): one fsync serves many
+requests. Each append runs in its own savepoint, so a conflict in one refuses only that one.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..events import Event, StoredEvent, from_micros
+from ._port import Appended, ConflictError, LogStore, PreparedEvent, StoreClosedError
+from ._query import SearchQuery
+from ._sqlite_rows import EVENT_INSERT, FTS_INSERT, TARGET_INSERT, event_rows, where_clause
+from ._sqlite_schema import migrate
+
+_SELECT = "SELECT e.seq, e.received_us, e.leaf_hash, e.body FROM events e"
+# At most this many events go into one group commit (bounds a transaction's memory and time).
+_GROUP_EVENTS = 20_000
+# Refresh the planner's statistics when the database has grown by this factor.
+_ANALYZE_GROWTH = 2.0
+_SYNCHRONOUS = {"off", "normal", "full", "extra"}
+
+
+class _Job:
+    __slots__ = ("batch", "future", "org_id", "received_us")
+
+    def __init__(self, org_id: str, batch: Sequence[PreparedEvent]) -> None:
+        self.org_id = org_id
+        self.batch = batch
+        self.future: Future[list[Appended]] = Future()
+
+
+def _connect(path: str, *, synchronous: str, readonly: bool) -> sqlite3.Connection:
+    con = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    con.execute("PRAGMA busy_timeout = 30000")
+    con.execute(f"PRAGMA synchronous = {synchronous}")
+    con.execute("PRAGMA cache_size = -65536")  # 64 MiB per connection
+    con.execute("PRAGMA temp_store = MEMORY")
+    con.execute("PRAGMA mmap_size = 268435456")
+    if readonly:
+        con.execute("PRAGMA query_only = 1")
+    return con
+
+
+def _row_to_stored(row: tuple[int, int, bytes, bytes]) -> StoredEvent:
+    seq, received_us, leaf, body = row
+    return StoredEvent(
+        event=Event.from_dict(orjson.loads(body)),
+        seq=seq,
+        received_at=from_micros(received_us),
+        leaf_hash=leaf,
+    )
+
+
+class SQLiteStore(LogStore):
+    """The SQLite backend. ``SQLiteStore(path)`` creates or opens the file and migrates it.
+
+    Args:
+        path: the database file (``:memory:`` is refused: readers need the same database).
+        synchronous: SQLite's ``synchronous`` setting for the writer. ``full`` (the default)
+            makes each acknowledged append survive power loss, not only a process crash.
+    """
+
+    def __init__(self, path: str | Path, *, synchronous: str = "full") -> None:
+        self.path = str(path)
+        if self.path == ":memory:" or self.path.startswith("file::memory:"):
+            raise ValueError("the SQLite store needs a file; ':memory:' can't be shared")
+        if synchronous not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._synchronous = synchronous
+        con = _connect(self.path, synchronous=synchronous, readonly=False)
+        mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            con.close()
+            raise RuntimeError(f"SQLite would not switch {self.path} to WAL (got {mode!r})")
+        migrate(con)
+        self._writer_con = con
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._org_keys: dict[str, int] = {}
+        self._analyzed_at = 0
+        self._writer = threading.Thread(target=self._write_loop, name="trailkeeper-sqlite-writer")
+        self._writer.daemon = True
+        self._writer.start()
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def append(self, org_id: str, batch: Sequence[PreparedEvent]) -> list[Appended]:
+        if not batch:
+            return []
+        job = _Job(org_id, batch)
+        with self._close_lock:
+            if self._closed:
+                raise StoreClosedError("the store is closed")
+            self._queue.put(job)
+        return job.future.result()
+
+    def _write_loop(self) -> None:
+        con = self._writer_con
+        while True:
+            job = self._queue.get()
+            if job is None:
+                break
+            jobs = [job]
+            events = len(job.batch)
+            stop = False
+            while events < _GROUP_EVENTS:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                jobs.append(more)
+                events += len(more.batch)
+            self._commit_group(con, jobs)
+            if stop:
+                break
+        con.close()
+
+    def _commit_group(self, con: sqlite3.Connection, jobs: list[_Job]) -> None:
+        outcomes: list[list[Appended] | BaseException] = []
+        received_us = time.time_ns() // 1000
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            next_rowid = con.execute("SELECT COALESCE(MAX(rowid), 0) + 1 FROM events").fetchone()[0]
+            for job in jobs:
+                con.execute("SAVEPOINT job")
+                try:
+                    result, next_rowid = self._append_one(con, job, next_rowid, received_us)
+                except (ConflictError, sqlite3.Error) as exc:
+                    con.execute("ROLLBACK TO job")
+                    con.execute("RELEASE job")
+                    outcomes.append(exc)
+                else:
+                    con.execute("RELEASE job")
+                    outcomes.append(result)
+            con.execute("COMMIT")
+        except BaseException as exc:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            for job in jobs:
+                job.future.set_exception(exc)
+            return
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
+        self._maybe_analyze(con, next_rowid)
+
+    def _append_one(
+        self, con: sqlite3.Connection, job: _Job, next_rowid: int, received_us: int
+    ) -> tuple[list[Appended], int]:
+        row = con.execute("SELECT org_key, size FROM orgs WHERE org_id = ?", (job.org_id,)).fetchone()
+        if row is None:
+            cur = con.execute("INSERT INTO orgs (org_id, size) VALUES (?, 0)", (job.org_id,))
+            org_key, size = cur.lastrowid, 0
+        else:
+            org_key, size = row
+        assert org_key is not None
+        existing: dict[bytes, tuple[int, bytes]] = {}
+        ids = [uuid.UUID(p.event.id).bytes for p in job.batch]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for event_id, seq, leaf in con.execute(
+                f"SELECT id, seq, leaf_hash FROM events WHERE org_key = ? AND id IN "
+                f"({', '.join('?' * len(chunk))})",
+                [org_key, *chunk],
+            ):
+                existing[event_id] = (seq, leaf)
+
+        results: list[Appended] = []
+        conflicts: list[tuple[int, str]] = []
+        rows: list[tuple[Any, ...]] = []
+        target_rows: list[tuple[Any, ...]] = []
+        fts_rows: list[tuple[Any, ...]] = []
+        for index, (prepared, event_id) in enumerate(zip(job.batch, ids, strict=True)):
+            hit = existing.get(event_id)
+            if hit is not None:
+                if hit[1] == prepared.leaf_hash:
+                    results.append(Appended(prepared.event.id, hit[0], True))
+                else:
+                    conflicts.append((index, prepared.event.id))
+                continue
+            row, targets, fts = event_rows(prepared, org_key, size, next_rowid, received_us)
+            rows.append(row)
+            target_rows.extend(targets)
+            fts_rows.append(fts)
+            results.append(Appended(prepared.event.id, size, False))
+            size += 1
+            next_rowid += 1
+        if conflicts:
+            raise ConflictError(conflicts)
+        if rows:
+            con.executemany(EVENT_INSERT, rows)
+            con.executemany(TARGET_INSERT, target_rows)
+            con.executemany(FTS_INSERT, fts_rows)
+            con.execute("UPDATE orgs SET size = ? WHERE org_key = ?", (size, org_key))
+        return results, next_rowid
+
+    def _maybe_analyze(self, con: sqlite3.Connection, next_rowid: int) -> None:
+        # The planner picks between the time index and a filter's index by these statistics;
+        # without them it guesses. analysis_limit keeps ANALYZE to milliseconds at any size.
+        rows = next_rowid - 1
+        if rows >= 1000 and rows >= self._analyzed_at * _ANALYZE_GROWTH:
+            con.execute("PRAGMA analysis_limit = 1000")
+            con.execute("ANALYZE")
+            self._analyzed_at = rows
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            if self._closed:
+                raise StoreClosedError("the store is closed")
+            con = _connect(self.path, synchronous="normal", readonly=True)
+            self._local.con = con
+            with self._readers_lock:
+                self._readers.append(con)
+        return con
+
+    def _org_key(self, org_id: str) -> int | None:
+        key = self._org_keys.get(org_id)
+        if key is None:
+            row = self._reader().execute(
+                "SELECT org_key FROM orgs WHERE org_id = ?", (org_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            key = self._org_keys[org_id] = row[0]
+        return key
+
+    def get(self, org_id: str, event_id: str) -> StoredEvent | None:
+        return self.get_many(org_id, [event_id]).get(event_id)
+
+    def get_many(self, org_id: str, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
+        org_key = self._org_key(org_id)
+        if org_key is None or not event_ids:
+            return {}
+        found: dict[str, StoredEvent] = {}
+        con = self._reader()
+        keys = [uuid.UUID(i).bytes for i in event_ids]
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            for row in con.execute(
+                f"{_SELECT} WHERE e.org_key = ? AND e.id IN ({', '.join('?' * len(chunk))})",
+                [org_key, *chunk],
+            ):
+                stored = _row_to_stored(row)
+                found[stored.event.id] = stored
+        return found
+
+    def search(self, org_id: str, query: SearchQuery) -> list[StoredEvent]:
+        org_key = self._org_key(org_id)
+        if org_key is None:
+            return []
+        where, params = where_clause(org_key, query, with_position=True)
+        direction = "DESC" if query.order == "desc" else "ASC"
+        sql = (
+            f"{_SELECT} WHERE {where} "
+            f"ORDER BY e.time_us {direction}, e.rowid {direction} LIMIT ?"
+        )
+        rows = self._reader().execute(sql, [*params, query.limit]).fetchall()
+        return [_row_to_stored(r) for r in rows]
+
+    def scan(
+        self, org_id: str, query: SearchQuery, after_seq: int = -1, batch: int = 1000
+    ) -> Iterator[StoredEvent]:
+        org_key = self._org_key(org_id)
+        if org_key is None:
+            return
+        where, params = where_clause(org_key, query, with_position=False)
+        sql = f"{_SELECT} WHERE {where} AND e.seq > ? ORDER BY e.seq LIMIT ?"
+        while True:
+            rows = self._reader().execute(sql, [*params, after_seq, batch]).fetchall()
+            for row in rows:
+                yield _row_to_stored(row)
+            if len(rows) < batch:
+                return
+            after_seq = rows[-1][0]
+
+    def size(self, org_id: str) -> int:
+        row = self._reader().execute("SELECT size FROM orgs WHERE org_id = ?", (org_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def orgs(self) -> list[str]:
+        return [r[0] for r in self._reader().execute("SELECT org_id FROM orgs ORDER BY org_id")]
+
+    def close(self) -> None:
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+        self._writer.join()
+        with self._readers_lock:
+            for con in self._readers:
+                con.close()
+            self._readers.clear()
+
+

@@ -1,0 +1,135 @@
+"""How an event becomes SQLite rows, and how a query becomes SQL."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ..events import Event, to_micros
+from ._port import PreparedEvent
+from ._query import Criteria, SearchQuery, ip_key, network_range
+
+EVENT_INSERT = (
+    "INSERT INTO events (rowid, org_key, seq, id, time_us, received_us, app_id, actor_id, "
+    "operation, success, ip, request_id, leaf_hash, body) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+TARGET_INSERT = (
+    "INSERT INTO event_targets (org_key, target_id, target_type, event_rowid) VALUES (?, ?, ?, ?)"
+)
+FTS_INSERT = "INSERT INTO events_fts (rowid, text) VALUES (?, ?)"
+
+EventRow = tuple[Any, ...]
+
+
+def fts_text(event: Event) -> str:
+    """What free text searches: description, details, names, and the error."""
+    parts = [event.description, *event.details]
+    if event.actor.name:
+        parts.append(event.actor.name)
+    parts.extend(t.name for t in event.targets if t.name)
+    if event.error is not None:
+        parts.append(event.error.code)
+        parts.append(event.error.message)
+    return "\n".join(parts)
+
+
+def event_rows(
+    prepared: PreparedEvent, org_key: int, seq: int, rowid: int, received_us: int
+) -> tuple[EventRow, list[EventRow], EventRow]:
+    """The events row, the event_targets rows and the full-text row of one event."""
+    event = prepared.event
+    row = (
+        rowid,
+        org_key,
+        seq,
+        uuid.UUID(event.id).bytes,
+        to_micros(event.time),
+        received_us,
+        event.app_id,
+        event.actor.id,
+        event.operation,
+        1 if event.success else 0,
+        ip_key(event.source_ip) if event.source_ip else None,
+        event.request_id,
+        prepared.leaf_hash,
+        prepared.canonical,
+    )
+    targets = [(org_key, t.id, t.type, rowid) for t in event.targets]
+    return row, targets, (rowid, fts_text(event))
+
+
+def fts_match(terms: tuple[str, ...]) -> str:
+    """An FTS5 query requiring every term; each term is a quoted word or phrase."""
+    return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
+def _criteria_sql(criteria: Criteria, org_key: int) -> tuple[list[str], list[Any]]:
+    sql: list[str] = []
+    params: list[Any] = []
+
+    def one_of(column: str, values: tuple[str, ...]) -> None:
+        if values:
+            sql.append(f"{column} IN ({', '.join('?' * len(values))})")
+            params.extend(values)
+
+    one_of("e.operation", criteria.operations)
+    one_of("e.actor_id", criteria.actors)
+    one_of("e.app_id", criteria.apps)
+    one_of("e.request_id", criteria.request_ids)
+    if criteria.source_ips:
+        ranges = []
+        for network in criteria.source_ips:
+            lo, hi = network_range(network)
+            ranges.append("e.ip BETWEEN ? AND ?")
+            params.extend((lo, hi))
+        sql.append("(" + " OR ".join(ranges) + ")")
+    if criteria.targets:
+        alternatives = []
+        target_params: list[Any] = [org_key]
+        for ref in criteria.targets:
+            if ref.type is None:
+                alternatives.append("t.target_id = ?")
+                target_params.append(ref.id)
+            else:
+                alternatives.append("(t.target_id = ? AND t.target_type = ?)")
+                target_params.extend((ref.id, ref.type))
+        sql.append(
+            "e.rowid IN (SELECT t.event_rowid FROM event_targets t WHERE t.org_key = ? AND ("
+            + " OR ".join(alternatives)
+            + "))"
+        )
+        params.extend(target_params)
+    return sql, params
+
+
+def where_clause(org_key: int, query: SearchQuery, *, with_position: bool) -> tuple[str, list[Any]]:
+    """The WHERE clause (without the keyword) and its parameters for ``query``."""
+    sql = ["e.org_key = ?"]
+    params: list[Any] = [org_key]
+    inc_sql, inc_params = _criteria_sql(query.include, org_key)
+    sql += inc_sql
+    params += inc_params
+    if query.exclude:
+        exc_sql, exc_params = _criteria_sql(query.exclude, org_key)
+        # COALESCE: a NULL column (no app, no IP) matches no excluded value, so it stays.
+        sql += [f"COALESCE({clause}, 0) = 0" for clause in exc_sql]
+        params += exc_params
+    if query.success is not None:
+        sql.append("e.success = ?")
+        params.append(1 if query.success else 0)
+    if query.since is not None:
+        sql.append("e.time_us >= ?")
+        params.append(to_micros(query.since))
+    if query.until is not None:
+        sql.append("e.time_us < ?")
+        params.append(to_micros(query.until))
+    if query.text:
+        sql.append("e.rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
+        params.append(fts_match(query.text))
+    if with_position and query.after is not None:
+        # Written as a range plus a tie-break so the time index bounds the scan.
+        op = "<" if query.order == "desc" else ">"
+        sql.append(f"e.time_us {op}= ? AND (e.time_us {op} ? OR e.seq {op} ?)")
+        params.extend((query.after.time_us, query.after.time_us, query.after.seq))
+    return " AND ".join(sql), params

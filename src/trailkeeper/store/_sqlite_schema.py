@@ -1,0 +1,109 @@
+"""The SQLite schema, as numbered migrations recorded in the database itself."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+# Each migration runs once, in order, inside the transaction that records it. Never edit one
+# that has shipped: add the next.
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "event logs, search indexes, full text",
+        """
+        CREATE TABLE orgs (
+            org_key INTEGER PRIMARY KEY,
+            org_id  TEXT NOT NULL UNIQUE,
+            size    INTEGER NOT NULL DEFAULT 0  -- the log's length: the next seq
+        );
+        -- rowid order equals seq order within an org (rows are inserted in seq order with
+        -- increasing rowids), so every index below is also ordered by seq within a time.
+        CREATE TABLE events (
+            rowid       INTEGER PRIMARY KEY,
+            org_key     INTEGER NOT NULL,
+            seq         INTEGER NOT NULL,
+            id          BLOB NOT NULL,        -- the UUID's 16 bytes
+            time_us     INTEGER NOT NULL,     -- µs since the Unix epoch, UTC
+            received_us INTEGER NOT NULL,
+            app_id      TEXT,
+            actor_id    TEXT NOT NULL,
+            operation   TEXT NOT NULL,
+            success     INTEGER NOT NULL,
+            ip          BLOB,                 -- 16 bytes; IPv4 mapped into ::ffff:0:0/96
+            request_id  TEXT,
+            leaf_hash   BLOB NOT NULL,
+            body        BLOB NOT NULL         -- canonical JSON, exactly what leaf_hash covers
+        );
+        CREATE UNIQUE INDEX events_seq ON events (org_key, seq);
+        CREATE UNIQUE INDEX events_id ON events (org_key, id);
+        CREATE INDEX events_time ON events (org_key, time_us);
+        CREATE INDEX events_operation ON events (org_key, operation, time_us);
+        CREATE INDEX events_actor ON events (org_key, actor_id, time_us);
+        CREATE INDEX events_app ON events (org_key, app_id, time_us);
+        CREATE INDEX events_ip ON events (org_key, ip) WHERE ip IS NOT NULL;
+        CREATE INDEX events_request ON events (org_key, request_id) WHERE request_id IS NOT NULL;
+        CREATE TABLE event_targets (
+            org_key     INTEGER NOT NULL,
+            target_id   TEXT NOT NULL,
+            target_type TEXT NOT NULL,
+            event_rowid INTEGER NOT NULL
+        );
+        CREATE INDEX event_targets_id ON event_targets (org_key, target_id, target_type);
+        CREATE INDEX event_targets_event ON event_targets (event_rowid);
+        -- Contentless: the text lives in events.body; rowid is events.rowid.
+        CREATE VIRTUAL TABLE events_fts USING fts5 (
+            text, content='', tokenize='unicode61 remove_diacritics 2'
+        );
+        """,
+    ),
+)
+
+
+def migrate(con: sqlite3.Connection) -> list[int]:
+    """Apply the migrations this database lacks; return the versions applied.
+
+    Runs in one ``BEGIN IMMEDIATE`` transaction, so concurrent openers wait for each other.
+    """
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_us INTEGER NOT NULL)"
+        )
+        done = {row[0] for row in con.execute("SELECT version FROM schema_migrations")}
+        newest = max(v for v, _, _ in MIGRATIONS)
+        if done and max(done) > newest:
+            raise RuntimeError(
+                f"this database has schema version {max(done)}, newer than this Trailkeeper "
+                f"knows ({newest}); upgrade Trailkeeper"
+            )
+        applied = []
+        for version, name, sql in MIGRATIONS:
+            if version in done:
+                continue
+            for statement in _statements(sql):
+                con.execute(statement)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                (version, name, time.time_ns() // 1000),
+            )
+            applied.append(version)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return applied
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into statements the way SQLite reads them (comments may hold ';')."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {buffer.strip()[:80]}")
+    return statements

@@ -1,0 +1,76 @@
+"""Shared fixtures: real stores on real files, one per backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trailkeeper.events import EventRules
+from trailkeeper.service import AuditService
+from trailkeeper.store import LogStore, open_store
+
+BACKENDS = ["sqlite"]
+
+
+def store_url(backend: str, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'trailkeeper.db'}"
+    raise AssertionError(backend)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store(backend: str, tmp_path: Path) -> Iterator[LogStore]:
+    opened = open_store(store_url(backend, tmp_path))
+    yield opened
+    opened.close()
+
+
+class FakeClock:
+    """A clock the test moves by hand (the receive time of ingests)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def service(store: LogStore, clock: FakeClock) -> AuditService:
+    return AuditService(store, rules=EventRules(), clock=clock)
+
+
+@pytest.fixture
+def make_event() -> Callable[..., dict[str, Any]]:
+    """A valid event as a producer would send it; keyword arguments override fields."""
+
+    def make(**fields: Any) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "time": "2026-11-26T11:00:00Z",
+            "actor": {"id": "alice", "type": "user", "name": "Alice"},
+            "operation": "model.create",
+            "targets": [{"type": "model", "id": "general-image", "name": "General image"}],
+            "app_id": "main",
+            "source_ip": "203.0.113.7",
+        }
+        event.update(fields)
+        return event
+
+    return make
