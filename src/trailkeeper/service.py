@@ -134,7 +134,7 @@ class AuditService:
                     raw, org_id=org_id, received_at=received_at, rules=rules, index=index
                 )
                 canonical = parsed.event.canonical_bytes()
-                check_event_size(canonical, rules.limits, index)
+                check_event_size(parsed.event, canonical, rules.limits, index)
             except EventValidationError as exc:
                 errors.extend(exc.errors)
                 continue

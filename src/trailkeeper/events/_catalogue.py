@@ -35,7 +35,7 @@ TARGET_TYPES: frozenset[str] = frozenset(
     }
 )
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,3}$")
+_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,3}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,9 +250,10 @@ class Catalogue:
         """Add an operation.
 
         Raises:
-            ValueError: the name is malformed or taken, or a target type is unknown.
+            ValueError: the name is malformed or taken, a target type is unknown, or the
+                Clarifai number belongs to another operation.
         """
-        if not _NAME.match(operation.name):
+        if not _NAME.fullmatch(operation.name):
             raise ValueError(
                 f"operation name {operation.name!r} must be dotted lower case, "
                 "'resource.verb' or 'resource.sub.verb' (letters, digits, '_')"
@@ -262,6 +263,11 @@ class Catalogue:
         unknown = [t for t in operation.target_types if t not in TARGET_TYPES]
         if unknown:
             raise ValueError(f"operation {operation.name!r} names unknown target types {unknown}")
+        taken = operation.clarifai and self._by_clarifai_number.get(operation.clarifai.number)
+        if taken:
+            raise ValueError(
+                f"Clarifai EventType {operation.clarifai.number} already belongs to {taken.name!r}"
+            )
         self._by_name[operation.name] = operation
         if operation.clarifai is not None:
             self._by_clarifai_number[operation.clarifai.number] = operation

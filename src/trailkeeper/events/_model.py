@@ -176,9 +176,11 @@ def canonical_json(value: Any) -> bytes:
 
     Strings are written as JSON strings with only the escapes JSON requires (``"``, ``\\``
     and control characters); non-ASCII characters are written as themselves. Integers are
-    plain decimal digits (they are limited to ±(2**53 - 1) at validation); other numbers are
-    the shortest decimal that reads back as the same IEEE-754 double (``0.1``, ``1e-07`` is
-    written ``1e-7``, ``1e16``). Times are strings in the ``format_time`` shape.
+    plain decimal digits (they are limited to ±(2**53 - 1) at validation); floats are the
+    shortest digits that read back as the same IEEE-754 double, in plain notation from 1e-5
+    up to below 1e16 and in exponent notation outside it: ``0.1``, ``1.0``, ``0.000025``,
+    ``1e-7``, ``1e+16`` (orjson's encoder, pinned to 3.10+ in pyproject). Times are strings
+    in the ``format_time`` shape. Verification reads the stored bytes, never re-encodes.
     """
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 

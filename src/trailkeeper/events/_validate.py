@@ -6,10 +6,8 @@ one round trip. The rules and limits are listed in ``docs/events.md``.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from ._ip import normalize_ip
 from ._catalogue import TARGET_TYPES, Catalogue, UnknownOperationError
 from ._limits import (
     DEFAULT_LIMITS,
@@ -58,6 +57,11 @@ _RFC3339 = re.compile(
 # Control characters are refused in one-line fields; multi-line text may hold \t, \n and \r.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+)
+_GOOD_IDS: set[str] = set()
+_NIL_UUID = "00000000-0000-0000-0000-000000000000"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
 
@@ -227,8 +231,22 @@ def parse_event(
     return ParsedEvent(event, time_defaulted)
 
 
-def check_event_size(canonical: bytes, limits: Limits, index: int | None) -> None:
-    """Refuse an event whose canonical encoding is over ``limits.event_bytes``."""
+def check_event_size(
+    event: Event, canonical: bytes, limits: Limits, index: int | None = None
+) -> None:
+    """Refuse an event whose encoding, or whose ``changes`` or ``metadata``, is over its limit.
+
+    The parts are measured only when the whole event is larger than a part's limit: below
+    that, no part can be over.
+    """
+    if len(canonical) > min(limits.changes_bytes, limits.metadata_bytes):
+        c = _Collector(index)
+        if event.changes:
+            _size_ok(event.changes, "changes", limits.changes_bytes, c)
+        if event.metadata:
+            _size_ok(event.metadata, "metadata", limits.metadata_bytes, c)
+        if c.errors:
+            raise EventValidationError(c.errors)
     if len(canonical) > limits.event_bytes:
         raise EventValidationError(
             [
@@ -268,15 +286,17 @@ def _parse_id(value: object, c: _Collector) -> str | None:
     if not isinstance(value, str):
         c.add("id", f"must be a UUID string, not {_kind(value)}")
         return None
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        c.add("id", f"{value[:64]!r} is not a UUID (like 0192f0c8-7d2e-7c3a-9f1e-3b5a2c4d6e8f)")
+    if not _CANONICAL_UUID.fullmatch(value):
+        c.add(
+            "id",
+            f"{value[:64]!r} is not a UUID in its 36-character hyphenated form "
+            "(like 0192f0c8-7d2e-7c3a-9f1e-3b5a2c4d6e8f)",
+        )
         return None
-    if len(value) != 36 or parsed.int == 0:
-        c.add("id", "must be a UUID in its 36-character hyphenated form, and not the nil UUID")
+    if value == _NIL_UUID:
+        c.add("id", "must be a real UUID, not the nil UUID")
         return None
-    return str(parsed)
+    return value.lower()
 
 
 def _parse_time(
@@ -334,6 +354,8 @@ def _ident(value: object, name: str, c: _Collector, *, required: bool = True) ->
         if required:
             c.add(name, "is required")
         return None
+    if type(value) is str and value in _GOOD_IDS:
+        return value
     if not isinstance(value, str):
         c.add(name, f"must be a string, not {_kind(value)}")
         return None
@@ -346,6 +368,10 @@ def _ident(value: object, name: str, c: _Collector, *, required: bool = True) ->
             bad = sorted({ch for ch in value if not ID_PATTERN.fullmatch(ch)})[:5]
             c.add(name, f"has characters outside the allowed set ({ID_RULE}): {bad}")
         return None
+    # Actors, apps and targets repeat across events: remember ids that passed (bounded).
+    if len(_GOOD_IDS) >= 65_536:
+        _GOOD_IDS.clear()
+    _GOOD_IDS.add(value)
     return value
 
 
@@ -414,8 +440,8 @@ def _parse_targets(value: object, limits: Limits, c: _Collector) -> tuple[Target
             if key not in ("type", "id", "name"):
                 c.add(f"{where}.{key}", "is not a target field (type, id, name)")
         kind = item.get("type")
-        if kind not in TARGET_TYPES:
-            shown = "is required" if kind is None else f"{kind!r} is not a target type"
+        if not isinstance(kind, str) or kind not in TARGET_TYPES:
+            shown = "is required" if kind is None else f"{str(kind)[:64]!r} is not a target type"
             c.add(f"{where}.type", f"{shown}; known types: {', '.join(sorted(TARGET_TYPES))}")
         target_id = _ident(item.get("id"), f"{where}.id", c)
         name = _text(item.get("name"), f"{where}.name", limits.name, c, False)
@@ -442,7 +468,11 @@ def _parse_error(
     if not isinstance(code, str) or not ERROR_CODE_PATTERN.fullmatch(code):
         c.add("error.code", "is required: 1-128 letters, digits, '.', '_' or '-'")
         code = None
-    message = _text(value.get("message", ""), "error.message", limits.error_message, c, True)
+    raw_message = value.get("message", "")
+    if not isinstance(raw_message, str):
+        c.add("error.message", f"must be a string, not {_kind(raw_message)}")
+        return None
+    message = _text(raw_message, "error.message", limits.error_message, c, True)
     if code is None or message is None:
         return None
     return ErrorInfo(code, message)
@@ -454,14 +484,11 @@ def _parse_ip(value: object, c: _Collector) -> str | None:
     if not isinstance(value, str):
         c.add("source_ip", f"must be a string, not {_kind(value)}")
         return None
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
+    parsed = normalize_ip(value)
+    if parsed is None:
         c.add("source_ip", f"{value[:64]!r} is not an IPv4 or IPv6 address")
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)
+    return parsed[0]
 
 
 def _parse_details(value: object, limits: Limits, c: _Collector) -> tuple[str, ...]:
@@ -508,8 +535,6 @@ def _parse_changes(value: object, limits: Limits, c: _Collector) -> dict[str, An
             ok = False
             continue
         out[name] = dict(change)
-    if ok and not _size_ok(out, "changes", limits.changes_bytes, c):
-        return None
     return out if ok else None
 
 
@@ -521,41 +546,45 @@ def _parse_metadata(value: object, limits: Limits, c: _Collector) -> dict[str, A
         return None
     if not _json_ok(value, "metadata", limits.json_depth, c):
         return None
-    data = dict(value)
-    if not _size_ok(data, "metadata", limits.metadata_bytes, c):
-        return None
-    return data
+    return dict(value)
 
 
 def _json_ok(value: object, where: str, depth: int, c: _Collector) -> bool:
     """Plain JSON only: string keys, finite numbers, safe integers, bounded nesting."""
-    if depth < 0:
-        c.add(where, "nests too deeply; see the json_depth limit in docs/events.md")
-        return False
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                c.add(where, "object keys must be strings")
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is dict:
+            if level >= depth:
+                c.add(where, f"nests more than {depth} levels deep")
                 return False
-            if not _json_ok(item, f"{where}.{key}", depth - 1, c):
+            for key, inner in item.items():  # type: ignore[attr-defined]
+                if type(key) is not str:
+                    c.add(where, "object keys must be strings")
+                    return False
+                stack.append((inner, level + 1))
+        elif kind is list:
+            if level >= depth:
+                c.add(where, f"nests more than {depth} levels deep")
                 return False
-        return True
-    if isinstance(value, list):
-        return all(_json_ok(item, f"{where}[{i}]", depth - 1, c) for i, item in enumerate(value))
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return True
-    if isinstance(value, int):
-        if abs(value) > MAX_SAFE_INTEGER:
-            c.add(where, f"integer {value} is beyond ±(2**53 - 1), which JSON readers can't keep")
+            stack.extend((inner, level + 1) for inner in item)  # type: ignore[attr-defined]
+        elif kind is int:
+            if abs(item) > MAX_SAFE_INTEGER:  # type: ignore[call-overload]
+                c.add(where, f"integer {item} is beyond ±(2**53 - 1), which JSON readers can't keep")
+                return False
+        elif kind is float:
+            if not math.isfinite(item):  # type: ignore[call-overload]
+                c.add(where, "numbers must be finite (no NaN or Infinity)")
+                return False
+        elif isinstance(item, Mapping):
+            stack.append((dict(item), level))
+        else:
+            c.add(where, f"{_kind(item)} is not a JSON value")
             return False
-        return True
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            c.add(where, "numbers must be finite (no NaN or Infinity)")
-            return False
-        return True
-    c.add(where, f"{_kind(value)} is not a JSON value")
-    return False
+    return True
 
 
 def _size_ok(value: object, where: str, limit: int, c: _Collector) -> bool:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from ..events._ip import ip_key
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Order = Literal["desc", "asc"]
 
@@ -77,13 +79,6 @@ class SearchQuery:
     order: Order = "desc"
     limit: int = 50
     after: Position | None = None
-
-
-def ip_key(address: str) -> bytes:
-    """The 16-byte sort key of an IP address; IPv4 maps into ``::ffff:0:0/96``."""
-    ip = ipaddress.ip_address(address)
-    packed = ip.packed
-    return b"\x00" * 10 + b"\xff\xff" + packed if len(packed) == 4 else packed
 
 
 def network_range(network: IPNetwork) -> tuple[bytes, bytes]:

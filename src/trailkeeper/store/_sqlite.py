@@ -11,7 +11,6 @@ import queue
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 
@@ -53,6 +52,10 @@ def _connect(path: str, *, synchronous: str, readonly: bool) -> sqlite3.Connecti
     if readonly:
         con.execute("PRAGMA query_only = 1")
     return con
+
+
+def _id_bytes(event_id: str) -> bytes:
+    return bytes.fromhex(event_id.replace("-", ""))
 
 
 def _row_to_stored(row: tuple[int, int, bytes, bytes]) -> StoredEvent:
@@ -178,8 +181,19 @@ class SQLiteStore(LogStore):
         else:
             org_key, size = row
         assert org_key is not None
+        ids = [_id_bytes(p.event.id) for p in job.batch]
+        # Fast path: new ids, the common case. The unique index on (org_key, id) is checked
+        # by the insert anyway; only when it reports an existing id do we look ids up.
+        con.execute("SAVEPOINT fresh")
+        try:
+            result = self._insert(con, job, ids, {}, org_key, size, next_rowid, received_us)
+        except sqlite3.IntegrityError:
+            con.execute("ROLLBACK TO fresh")
+            con.execute("RELEASE fresh")
+        else:
+            con.execute("RELEASE fresh")
+            return result
         existing: dict[bytes, tuple[int, bytes]] = {}
-        ids = [uuid.UUID(p.event.id).bytes for p in job.batch]
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             for event_id, seq, leaf in con.execute(
@@ -188,7 +202,19 @@ class SQLiteStore(LogStore):
                 [org_key, *chunk],
             ):
                 existing[event_id] = (seq, leaf)
+        return self._insert(con, job, ids, existing, org_key, size, next_rowid, received_us)
 
+    @staticmethod
+    def _insert(
+        con: sqlite3.Connection,
+        job: _Job,
+        ids: list[bytes],
+        existing: dict[bytes, tuple[int, bytes]],
+        org_key: int,
+        size: int,
+        next_rowid: int,
+        received_us: int,
+    ) -> tuple[list[Appended], int]:
         results: list[Appended] = []
         conflicts: list[tuple[int, str]] = []
         rows: list[tuple[Any, ...]] = []
@@ -260,7 +286,7 @@ class SQLiteStore(LogStore):
             return {}
         found: dict[str, StoredEvent] = {}
         con = self._reader()
-        keys = [uuid.UUID(i).bytes for i in event_ids]
+        keys = [_id_bytes(i) for i in event_ids]
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             for row in con.execute(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from ..events import Event, to_micros
 from ._port import PreparedEvent
-from ._query import Criteria, SearchQuery, ip_key, network_range
+from ..events._ip import ip_key
+from ._query import Criteria, SearchQuery, network_range
 
 EVENT_INSERT = (
     "INSERT INTO events (rowid, org_key, seq, id, time_us, received_us, app_id, actor_id, "
@@ -43,7 +43,7 @@ def event_rows(
         rowid,
         org_key,
         seq,
-        uuid.UUID(event.id).bytes,
+        bytes.fromhex(event.id.replace("-", "")),
         to_micros(event.time),
         received_us,
         event.app_id,

@@ -1,0 +1,63 @@
+"""IP addresses: validation, the one normal form, and the 16-byte sort key.
+
+Real traffic repeats a small set of addresses, so results are memoised (bounded); a miss
+goes through the C parser of the socket module rather than ``ipaddress``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+_V4_PREFIX = b"\x00" * 10 + b"\xff\xff"
+_CACHE_LIMIT = 65_536
+_normal: dict[str, tuple[str, bytes] | None] = {}
+
+
+def _parse(value: str) -> tuple[str, bytes] | None:
+    try:
+        packed = socket.inet_pton(socket.AF_INET, value)
+    except OSError:
+        pass
+    else:
+        # inet_pton accepts exactly dotted quads; ipaddress also refuses leading zeros.
+        if any(len(part) > 1 and part[0] == "0" for part in value.split(".")):
+            return None
+        return socket.inet_ntop(socket.AF_INET, packed), _V4_PREFIX + packed
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, value)
+    except OSError:
+        return None
+    if packed.startswith(_V4_PREFIX):  # IPv4-mapped IPv6 is stored as the IPv4 address
+        v4 = packed[12:]
+        return socket.inet_ntop(socket.AF_INET, v4), packed
+    return str(ipaddress.IPv6Address(packed)), packed
+
+
+def normalize_ip(value: str) -> tuple[str, bytes] | None:
+    """The normal text form and sort key of an IP address, or ``None`` if it isn't one.
+
+    IPv4 in dotted-quad form; IPv6 in RFC 5952 form (lower case, longest zero run as
+    ``::``); IPv4-mapped IPv6 (``::ffff:10.0.0.1``) becomes the IPv4 address. The key is
+    16 bytes: IPv6 as is, IPv4 mapped into ``::ffff:0:0/96``, so CIDR ranges compare as bytes.
+    """
+    hit = _normal.get(value, False)
+    if hit is not False:
+        return hit  # type: ignore[return-value]
+    result = _parse(value)
+    if len(_normal) >= _CACHE_LIMIT:
+        _normal.clear()
+    _normal[value] = result
+    return result
+
+
+def ip_key(address: str) -> bytes:
+    """The 16-byte sort key of a valid IP address (see ``normalize_ip``).
+
+    Raises:
+        ValueError: ``address`` is not an IP address.
+    """
+    parsed = normalize_ip(address)
+    if parsed is None:
+        raise ValueError(f"{address!r} is not an IP address")
+    return parsed[1]

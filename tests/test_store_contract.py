@@ -1,0 +1,293 @@
+"""The storage contract: every backend runs these unchanged (see conftest.BACKENDS)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from trailkeeper.events import EventRules, leaf_hash, parse_event, to_micros
+from trailkeeper.store import (
+    ConflictError,
+    Criteria,
+    LogStore,
+    Position,
+    PreparedEvent,
+    SearchQuery,
+    StoreClosedError,
+    TargetRef,
+)
+
+RULES = EventRules()
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def prepare(raw: dict[str, Any], org: str = "acme") -> PreparedEvent:
+    event = parse_event(raw, org_id=org, received_at=NOW, rules=RULES).event
+    canonical = event.canonical_bytes()
+    return PreparedEvent(event, canonical, leaf_hash(canonical))
+
+
+def minutes(n: int) -> str:
+    return (NOW - timedelta(hours=2) + timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_append_gives_each_org_its_own_dense_seq(
+    store: LogStore, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    a = store.append("acme", [prepare(make_event()) for _ in range(3)])
+    b = store.append("globex", [prepare(make_event(), "globex") for _ in range(2)])
+    c = store.append("acme", [prepare(make_event())])
+    assert [x.seq for x in a] == [0, 1, 2]
+    assert [x.seq for x in b] == [0, 1]
+    assert [x.seq for x in c] == [3]
+    assert store.size("acme") == 4
+    assert store.size("globex") == 2
+    assert store.size("nobody") == 0
+    assert store.orgs() == ["acme", "globex"]
+
+
+def test_same_id_and_content_is_a_duplicate_that_stores_nothing(
+    store: LogStore, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    event = prepare(make_event())
+    first = store.append("acme", [event])
+    again = store.append("acme", [event, prepare(make_event())])
+    assert first[0].duplicate is False
+    assert again[0].duplicate is True
+    assert again[0].seq == first[0].seq
+    assert again[1].seq == 1
+    assert store.size("acme") == 2
+
+
+def test_same_id_with_other_content_is_refused_and_nothing_of_the_batch_is_stored(
+    store: LogStore, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    event = prepare(make_event())
+    store.append("acme", [event])
+    changed = prepare(make_event(id=event.event.id, operation="model.delete"))
+    fresh = prepare(make_event())
+    with pytest.raises(ConflictError) as caught:
+        store.append("acme", [fresh, changed])
+    assert caught.value.conflicts == [(1, event.event.id)]
+    assert store.size("acme") == 1
+    assert store.get("acme", fresh.event.id) is None
+
+
+def test_the_same_id_in_two_orgs_is_two_events(
+    store: LogStore, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    raw = make_event(id="0192f0c8-7d2e-7c3a-9f1e-3b5a2c4d6e8f")
+    store.append("acme", [prepare(raw)])
+    store.append("globex", [prepare(raw, "globex")])
+    assert store.get("acme", raw["id"]) is not None
+    assert store.get("globex", raw["id"]) is not None
+    assert store.get("acme", raw["id"]).event.org_id == "acme"  # type: ignore[union-attr]
+
+
+def test_get_returns_the_event_exactly_as_stored(
+    store: LogStore, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    prepared = prepare(make_event(metadata={"k": [1, 2.5, None, "é"]}, details=["one", "two"]))
+    [appended] = store.append("acme", [prepared])
+    stored = store.get("acme", prepared.event.id)
+    assert stored is not None
+    assert stored.event == prepared.event
+    assert stored.seq == appended.seq
+    assert stored.leaf_hash == prepared.leaf_hash
+    assert stored.event.canonical_bytes() == prepared.canonical
+    assert stored.received_at.tzinfo is not None
+    assert store.get("globex", prepared.event.id) is None
+
+
+def test_get_many_finds_only_existing_ids_of_the_org(
+    store: LogStore, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    events = [prepare(make_event()) for _ in range(3)]
+    store.append("acme", events)
+    missing = "0192f0c8-7d2e-7c3a-9f1e-3b5a2c4d6e8f"
+    found = store.get_many("acme", [events[0].event.id, events[2].event.id, missing])
+    assert set(found) == {events[0].event.id, events[2].event.id}
+    assert store.get_many("globex", [events[0].event.id]) == {}
+
+
+def _ids(rows: list[Any]) -> list[str]:
+    return [r.event.id for r in rows]
+
+
+@pytest.fixture
+def populated(store: LogStore, make_event: Callable[..., dict[str, Any]]) -> list[PreparedEvent]:
+    events = [
+        prepare(make_event(time=minutes(0), actor={"id": "alice"}, source_ip="10.1.2.3")),
+        prepare(
+            make_event(
+                time=minutes(1),
+                actor={"id": "bob"},
+                operation="model.delete",
+                success=False,
+                error={"code": "PERMISSION_DENIED", "message": "bob may not delete models"},
+                source_ip="2001:db8::5",
+                app_id="other",
+            )
+        ),
+        prepare(
+            make_event(
+                time=minutes(1),
+                actor={"id": "alice"},
+                operation="team.member.add",
+                targets=[{"type": "team", "id": "ops"}, {"type": "user", "id": "bob"}],
+                source_ip=None,
+                app_id=None,
+                request_id="req-1",
+            )
+        ),
+        prepare(
+            make_event(
+                time=minutes(2),
+                actor={"id": "carol"},
+                operation="application.create",
+                targets=[{"type": "app", "id": "bob", "name": "Bob's sandbox"}],
+                details=["Created from template quickstart"],
+                request_id="req-1",
+                source_ip="192.168.0.9",
+            )
+        ),
+    ]
+    store.append("acme", events)
+    store.append("globex", [prepare(make_event(time=minutes(3)), "globex")])
+    return events
+
+
+def search(store: LogStore, **kwargs: Any) -> list[str]:
+    return _ids(store.search("acme", SearchQuery(**kwargs)))
+
+
+def test_search_orders_by_time_then_seq_newest_first_by_default(
+    store: LogStore, populated: list[PreparedEvent]
+) -> None:
+    ids = [p.event.id for p in populated]
+    assert search(store) == [ids[3], ids[2], ids[1], ids[0]]
+    assert search(store, order="asc") == ids
+
+
+def test_search_filters_by_each_field(store: LogStore, populated: list[PreparedEvent]) -> None:
+    ids = [p.event.id for p in populated]
+    assert search(store, include=Criteria(actors=("alice",))) == [ids[2], ids[0]]
+    assert search(store, include=Criteria(operations=("model.delete", "team.member.add"))) == [
+        ids[2],
+        ids[1],
+    ]
+    assert search(store, include=Criteria(apps=("other",))) == [ids[1]]
+    assert search(store, include=Criteria(request_ids=("req-1",))) == [ids[3], ids[2]]
+    assert search(store, success=False) == [ids[1]]
+    assert search(store, include=Criteria(targets=(TargetRef("bob"),))) == [ids[3], ids[2]]
+    assert search(store, include=Criteria(targets=(TargetRef("bob", "user"),))) == [ids[2]]
+    since = datetime.fromisoformat(minutes(1))
+    until = datetime.fromisoformat(minutes(2))
+    assert search(store, since=since, until=until) == [ids[2], ids[1]]
+
+
+def test_search_by_cidr_matches_only_addresses_inside(
+    store: LogStore, populated: list[PreparedEvent]
+) -> None:
+    ids = [p.event.id for p in populated]
+    net = ipaddress.ip_network
+    assert search(store, include=Criteria(source_ips=(net("10.0.0.0/8"),))) == [ids[0]]
+    assert search(store, include=Criteria(source_ips=(net("10.1.2.3/32"),))) == [ids[0]]
+    assert search(store, include=Criteria(source_ips=(net("10.1.2.4/32"),))) == []
+    assert search(store, include=Criteria(source_ips=(net("2001:db8::/32"),))) == [ids[1]]
+    both = (net("192.168.0.0/16"), net("2001:db8::/32"))
+    assert search(store, include=Criteria(source_ips=both)) == [ids[3], ids[1]]
+
+
+def test_exclusions_keep_events_that_lack_the_excluded_field(
+    store: LogStore, populated: list[PreparedEvent]
+) -> None:
+    ids = [p.event.id for p in populated]
+    assert search(store, exclude=Criteria(apps=("other",))) == [ids[3], ids[2], ids[0]]
+    net = ipaddress.ip_network("10.0.0.0/8")
+    assert search(store, exclude=Criteria(source_ips=(net,))) == [ids[3], ids[2], ids[1]]
+    assert search(store, exclude=Criteria(actors=("alice", "bob"))) == [ids[3]]
+
+
+def test_free_text_matches_description_details_names_and_errors(
+    store: LogStore, populated: list[PreparedEvent]
+) -> None:
+    ids = [p.event.id for p in populated]
+    assert search(store, text=("quickstart",)) == [ids[3]]
+    assert search(store, text=("sandbox",)) == [ids[3]]
+    assert search(store, text=("permission", "delete")) == [ids[1]]
+    assert search(store, text=("may not delete",)) == [ids[1]]
+    assert search(store, text=("not may delete",)) == []
+    assert search(store, text=('quote " inside',)) == []
+
+
+def test_search_continues_after_a_position_in_either_order(
+    store: LogStore, populated: list[PreparedEvent]
+) -> None:
+    ids = [p.event.id for p in populated]
+    tie = populated[2].event  # same time as populated[1]; seq breaks the tie
+    after = Position(to_micros(tie.time), 2)
+    assert search(store, after=after) == [ids[1], ids[0]]
+    assert search(store, after=after, order="asc") == [ids[3]]
+
+
+def test_search_never_crosses_into_another_org(
+    store: LogStore, populated: list[PreparedEvent]
+) -> None:
+    assert len(store.search("globex", SearchQuery())) == 1
+    assert store.search("nobody", SearchQuery()) == []
+
+
+def test_scan_reads_in_seq_order_and_sees_late_events(
+    store: LogStore, populated: list[PreparedEvent], make_event: Callable[..., dict[str, Any]]
+) -> None:
+    seen = [s.seq for s in store.scan("acme", SearchQuery(), batch=2)]
+    assert seen == [0, 1, 2, 3]
+    late = prepare(make_event(time=minutes(-600)))  # arrives now with an old time
+    store.append("acme", [late])
+    after = [s.event.id for s in store.scan("acme", SearchQuery(), after_seq=3)]
+    assert after == [late.event.id]
+    filtered = store.scan("acme", SearchQuery(include=Criteria(actors=("alice",))), batch=1)
+    assert [s.seq for s in filtered] == [0, 2, 4]
+
+
+def test_a_closed_store_refuses_appends(
+    store: LogStore, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    store.close()
+    with pytest.raises(StoreClosedError):
+        store.append("acme", [prepare(make_event())])
+    store.close()  # closing twice is harmless
+
+
+def test_reopening_keeps_every_event_and_continues_seq(
+    backend: str, tmp_path: Any, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    from conftest import store_url
+
+    from trailkeeper.store import open_store
+
+    url = store_url(backend, tmp_path)
+    with open_store(url) as first:
+        first.append("acme", [prepare(make_event()) for _ in range(5)])
+    with open_store(url) as second:
+        assert second.size("acme") == 5
+        [more] = second.append("acme", [prepare(make_event())])
+        assert more.seq == 5
+
+
+def test_leaf_hash_stays_with_the_event(
+    store: LogStore, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    prepared = prepare(make_event())
+    store.append("acme", [prepared])
+    stored = store.get("acme", prepared.event.id)
+    assert stored is not None
+    assert stored.leaf_hash == leaf_hash(stored.event.canonical_bytes())
+    tampered = replace(stored.event, operation="model.delete")
+    assert leaf_hash(tampered.canonical_bytes()) != stored.leaf_hash
