@@ -20,9 +20,10 @@ ORGS = (("acme", 0.60), ("globex", 0.25), ("initech", 0.10), ("umbrella", 0.05))
 END = datetime(2026, 11, 1, tzinfo=UTC)
 SPAN = timedelta(days=180)
 WORDS = (
-    "quickstart nightly retrain rollback canary finetune embeddings vision moderation "
-    "ocr sentiment classifier detector segmenter transcription translation ranking"
-).split()
+    "quickstart", "nightly", "retrain", "rollback", "canary", "finetune", "embeddings",
+    "vision", "moderation", "ocr", "sentiment", "classifier", "detector", "segmenter",
+    "transcription", "translation", "ranking",
+)  # fmt: skip
 ERRORS = (
     ("PERMISSION_DENIED", "the user may not do this in this app"),
     ("QUOTA_EXCEEDED", "the org has used its compute quota"),
@@ -54,7 +55,9 @@ def _ip(rng: random.Random) -> str | None:
     return f"2001:db8:{rng.randrange(16):x}::{rng.randrange(1, 65535):x}"
 
 
-def events(count: int, seed: int = 7, start: datetime = END - SPAN) -> Iterator[tuple[str, dict[str, Any]]]:
+def events(
+    count: int, seed: int = 7, start: datetime = END - SPAN
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """``count`` (org, event) pairs; the same seed gives the same events."""
     rng = random.Random(seed)
     names, weights = _weights()

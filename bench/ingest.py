@@ -27,13 +27,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _data import events  # noqa: E402
-
-from trailkeeper.events import EventRules, leaf_hash, parse_event  # noqa: E402
-from trailkeeper.service import AuditService  # noqa: E402
-from trailkeeper.store import PreparedEvent  # noqa: E402
-from trailkeeper.store._sqlite import SQLiteStore  # noqa: E402
-from trailkeeper.store._sqlite_rows import (  # noqa: E402
+from _data import events
+from trailkeeper.events import EventRules, leaf_hash, parse_event
+from trailkeeper.service import AuditService
+from trailkeeper.store import PreparedEvent
+from trailkeeper.store._sqlite import SQLiteStore
+from trailkeeper.store._sqlite_rows import (
     EVENT_INSERT,
     FTS_INSERT,
     TARGET_INSERT,
@@ -56,7 +55,9 @@ def batches(count: int, seed: int) -> list[tuple[str, list[dict[str, Any]]]]:
     return out
 
 
-def run_service(path: Path, work: list[tuple[str, list[dict[str, Any]]]], producers: int = 1) -> float:
+def run_service(
+    path: Path, work: list[tuple[str, list[dict[str, Any]]]], producers: int = 1
+) -> float:
     service = AuditService(SQLiteStore(path), clock=lambda: NOW)
     shares = [work[i::producers] for i in range(producers)]
 
@@ -75,7 +76,9 @@ def run_service(path: Path, work: list[tuple[str, list[dict[str, Any]]]], produc
     return elapsed
 
 
-def raw_rows(work: list[tuple[str, list[dict[str, Any]]]], org_keys: dict[str, int], state: dict[str, int]) -> list[tuple[str, list[Any], list[Any], list[Any]]]:
+def raw_rows(
+    work: list[tuple[str, list[dict[str, Any]]]], org_keys: dict[str, int], state: dict[str, int]
+) -> list[tuple[str, list[Any], list[Any], list[Any]]]:
     rules = EventRules()
     out = []
     for org, batch in work:
@@ -96,7 +99,12 @@ def raw_rows(work: list[tuple[str, list[dict[str, Any]]]], org_keys: dict[str, i
     return out
 
 
-def run_raw(path: Path, prepared: list[tuple[str, list[Any], list[Any], list[Any]]], org_keys: dict[str, int], state: dict[str, int]) -> float:
+def run_raw(
+    path: Path,
+    prepared: list[tuple[str, list[Any], list[Any], list[Any]]],
+    org_keys: dict[str, int],
+    state: dict[str, int],
+) -> float:
     SQLiteStore(path).close()  # the same schema, created by the same migrations
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA journal_mode = WAL")
@@ -145,7 +153,12 @@ def main() -> None:
             svc_t1 = run_service(db, first, producers)
             svc_t2 = run_service(db, second, producers)
             runs += [
-                (f"{args.events:,} into an empty database, {producers} producer(s)", args.events, raw_t1, svc_t1),
+                (
+                    f"{args.events:,} into an empty database, {producers} producer(s)",
+                    args.events,
+                    raw_t1,
+                    svc_t1,
+                ),
                 (f"{args.more:,} more into it, {producers} producer(s)", args.more, raw_t2, svc_t2),
             ]
         for label, n, raw_t, svc_t in runs:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 from conftest import FakeClock
-
 from trailkeeper.events import EventRules
 from trailkeeper.filters import Filters
 from trailkeeper.service import AuditService
@@ -61,7 +60,6 @@ def test_two_stores_on_one_file_share_one_sequence(
 ) -> None:
     # Two processes (here: two store objects, each with its own writer) on one database.
     from conftest import store_url
-
     from trailkeeper.store import open_store
 
     url = store_url(backend, tmp_path)

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import FakeClock
 
+from conftest import FakeClock
 from trailkeeper.events import REDACTED, EventValidationError
 from trailkeeper.filters import Filters, Match
 from trailkeeper.service import AuditService, QueryError
@@ -76,7 +76,13 @@ def test_an_id_twice_in_one_batch(service: AuditService, make_event: MakeEvent) 
     assert (result.accepted, result.duplicates) == (1, 1)
     assert result.events[0].seq == result.events[1].seq == 0
     with pytest.raises(EventValidationError) as caught:
-        service.ingest("acme", [make_event(id=event["id"][:-1] + "0"), make_event(id=event["id"][:-1] + "0", operation="model.delete")])
+        service.ingest(
+            "acme",
+            [
+                make_event(id=event["id"][:-1] + "0"),
+                make_event(id=event["id"][:-1] + "0", operation="model.delete"),
+            ],
+        )
     assert caught.value.errors[0].index == 1
     assert "earlier in this batch" in caught.value.errors[0].message
 
@@ -96,7 +102,10 @@ def test_secrets_in_metadata_and_changes_are_redacted_before_storage(
     stored = service.get("acme", result.events[0].id)
     assert stored is not None
     assert stored.event.metadata == {"headers": {"Authorization": REDACTED}, "region": "eu"}
-    assert stored.event.changes == {"api_key": {"from": REDACTED, "to": REDACTED}, "name": {"to": "x"}}
+    assert stored.event.changes == {
+        "api_key": {"from": REDACTED, "to": REDACTED},
+        "name": {"to": "x"},
+    }
     assert b"Bearer abc" not in stored.event.canonical_bytes()
 
 
@@ -112,7 +121,10 @@ def test_operation_patterns_expand_through_the_catalogue(
         ],
     )
     page = service.search("acme", Filters(match=Match(operations=("model.*",))))
-    assert sorted(e.event.operation for e in page.events) == ["model.create", "model.version.delete"]
+    assert sorted(e.event.operation for e in page.events) == [
+        "model.create",
+        "model.version.delete",
+    ]
     page = service.search("acme", Filters(exclude=Match(operations=("model.*",))))
     assert [e.event.operation for e in page.events] == ["workflow.create"]
 

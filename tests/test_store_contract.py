@@ -269,7 +269,6 @@ def test_reopening_keeps_every_event_and_continues_seq(
     backend: str, tmp_path: Any, make_event: Callable[..., dict[str, Any]]
 ) -> None:
     from conftest import store_url
-
     from trailkeeper.store import open_store
 
     url = store_url(backend, tmp_path)

@@ -43,6 +43,9 @@ from .store import (
 )
 
 MAX_PAGE = 1000
+# Cursor positions must lie where event times can (years 1-9999) and seqs are 64-bit.
+_MIN_TIME_US = -62_135_596_800_000_000
+_MAX_TIME_US = 253_402_300_800_000_000
 
 
 class QueryError(ValueError):
@@ -349,7 +352,9 @@ def _replace_after(query: SearchQuery, position: Position) -> SearchQuery:
 
 
 def _fingerprint(query: SearchQuery) -> str:
-    basis = repr((query.include, query.exclude, query.success, query.since, query.until, query.text))
+    basis = repr(
+        (query.include, query.exclude, query.success, query.since, query.until, query.text)
+    )
     return hashlib.sha256(basis.encode()).hexdigest()[:16]
 
 
@@ -366,6 +371,8 @@ def _decode_cursor(cursor: str, order: Order, fingerprint: str) -> Position:
             raise bad
         time_us, seq = data["t"], data["s"]
         if not isinstance(time_us, int) or not isinstance(seq, int):
+            raise bad
+        if not (_MIN_TIME_US <= time_us <= _MAX_TIME_US and 0 <= seq < 2**63):
             raise bad
     except (ValueError, binascii.Error, KeyError, TypeError, orjson.JSONDecodeError):
         raise bad from None

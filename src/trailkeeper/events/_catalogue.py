@@ -85,97 +85,245 @@ def _op(
 
 BUILTIN_OPERATIONS: tuple[Operation, ...] = (
     # Organization membership and invitations (Clarifai 100-106).
-    _op("organization.member.add", "Member added to the organization", "organization user role",
-        ("ORGANIZATION_MEMBER_ADD", 100, "Organization members added")),
-    _op("organization.member.change", "Organization member's role changed", "organization user role",
-        ("ORGANIZATION_MEMBER_CHANGE", 101, "Organization members' roles changed")),
-    _op("organization.member.remove", "Member removed from the organization", "organization user",
-        ("ORGANIZATION_MEMBER_REMOVE", 102, "Organization members removed")),
-    _op("organization.invitation.create", "Invitation to the organization sent",
+    _op(
+        "organization.member.add",
+        "Member added to the organization",
+        "organization user role",
+        ("ORGANIZATION_MEMBER_ADD", 100, "Organization members added"),
+    ),
+    _op(
+        "organization.member.change",
+        "Organization member's role changed",
+        "organization user role",
+        ("ORGANIZATION_MEMBER_CHANGE", 101, "Organization members' roles changed"),
+    ),
+    _op(
+        "organization.member.remove",
+        "Member removed from the organization",
+        "organization user",
+        ("ORGANIZATION_MEMBER_REMOVE", 102, "Organization members removed"),
+    ),
+    _op(
+        "organization.invitation.create",
+        "Invitation to the organization sent",
         "organization invitation role",
-        ("ORGANIZATION_MEMBER_INVITATION_CREATE", 103, "Organization member invitations created")),
-    _op("organization.invitation.cancel", "Invitation to the organization cancelled",
+        ("ORGANIZATION_MEMBER_INVITATION_CREATE", 103, "Organization member invitations created"),
+    ),
+    _op(
+        "organization.invitation.cancel",
+        "Invitation to the organization cancelled",
         "organization invitation",
-        ("ORGANIZATION_MEMBER_INVITATION_CANCEL", 104, "Organization member invitations canceled")),
-    _op("organization.invitation.accept", "Invitation to the organization accepted",
+        ("ORGANIZATION_MEMBER_INVITATION_CANCEL", 104, "Organization member invitations canceled"),
+    ),
+    _op(
+        "organization.invitation.accept",
+        "Invitation to the organization accepted",
         "organization invitation user",
-        ("ORGANIZATION_MEMBER_INVITATION_ACCEPT", 105, "Organization member invitations accepted")),
-    _op("organization.invitation.decline", "Invitation to the organization declined",
+        ("ORGANIZATION_MEMBER_INVITATION_ACCEPT", 105, "Organization member invitations accepted"),
+    ),
+    _op(
+        "organization.invitation.decline",
+        "Invitation to the organization declined",
         "organization invitation user",
-        ("ORGANIZATION_MEMBER_INVITATION_DECLINE", 106, "Organization member invitations declined")),
+        ("ORGANIZATION_MEMBER_INVITATION_DECLINE", 106, "Organization member invitations declined"),
+    ),
     # Teams (107-113).
-    _op("team.create", "Team created", "organization team",
-        ("ORGANIZATION_TEAM_CREATE", 107, "Organization teams created")),
-    _op("team.update", "Team updated", "organization team",
-        ("ORGANIZATION_TEAM_UPDATE", 108, "Organization teams updated")),
-    _op("team.delete", "Team deleted", "organization team",
-        ("ORGANIZATION_TEAM_DELETE", 109, "Organization teams deleted")),
-    _op("team.member.add", "Member added to a team", "team user",
-        ("ORGANIZATION_TEAM_MEMBER_ADD", 110, "Organization team members added")),
-    _op("team.member.remove", "Member removed from a team", "team user",
-        ("ORGANIZATION_TEAM_MEMBER_REMOVE", 111, "Organization team members removed")),
-    _op("team.app.add", "Application added to a team", "team app",
-        ("ORGANIZATION_TEAM_APP_ADD", 112, "Organization team applications added")),
-    _op("team.app.remove", "Application removed from a team", "team app",
-        ("ORGANIZATION_TEAM_APP_REMOVE", 113, "Organization team applications removed")),
+    _op(
+        "team.create",
+        "Team created",
+        "organization team",
+        ("ORGANIZATION_TEAM_CREATE", 107, "Organization teams created"),
+    ),
+    _op(
+        "team.update",
+        "Team updated",
+        "organization team",
+        ("ORGANIZATION_TEAM_UPDATE", 108, "Organization teams updated"),
+    ),
+    _op(
+        "team.delete",
+        "Team deleted",
+        "organization team",
+        ("ORGANIZATION_TEAM_DELETE", 109, "Organization teams deleted"),
+    ),
+    _op(
+        "team.member.add",
+        "Member added to a team",
+        "team user",
+        ("ORGANIZATION_TEAM_MEMBER_ADD", 110, "Organization team members added"),
+    ),
+    _op(
+        "team.member.remove",
+        "Member removed from a team",
+        "team user",
+        ("ORGANIZATION_TEAM_MEMBER_REMOVE", 111, "Organization team members removed"),
+    ),
+    _op(
+        "team.app.add",
+        "Application added to a team",
+        "team app",
+        ("ORGANIZATION_TEAM_APP_ADD", 112, "Organization team applications added"),
+    ),
+    _op(
+        "team.app.remove",
+        "Application removed from a team",
+        "team app",
+        ("ORGANIZATION_TEAM_APP_REMOVE", 113, "Organization team applications removed"),
+    ),
     # Models and model versions (300-305).
     _op("model.create", "Model created", "app model", ("MODEL_CREATE", 300, "Models created")),
     _op("model.update", "Model updated", "app model", ("MODEL_UPDATE", 301, "Models updated")),
     _op("model.delete", "Model deleted", "app model", ("MODEL_DELETE", 302, "Models deleted")),
-    _op("model.version.create", "Model version created", "app model model_version",
-        ("MODEL_VERSION_CREATE", 303, "Model versions created")),
-    _op("model.version.update", "Model version updated", "app model model_version",
-        ("MODEL_VERSION_UPDATE", 304, "Model versions updated")),
-    _op("model.version.delete", "Model version deleted", "app model model_version",
-        ("MODEL_VERSION_DELETE", 305, "Model versions deleted")),
+    _op(
+        "model.version.create",
+        "Model version created",
+        "app model model_version",
+        ("MODEL_VERSION_CREATE", 303, "Model versions created"),
+    ),
+    _op(
+        "model.version.update",
+        "Model version updated",
+        "app model model_version",
+        ("MODEL_VERSION_UPDATE", 304, "Model versions updated"),
+    ),
+    _op(
+        "model.version.delete",
+        "Model version deleted",
+        "app model model_version",
+        ("MODEL_VERSION_DELETE", 305, "Model versions deleted"),
+    ),
     # Workflows and workflow versions (400-405).
-    _op("workflow.create", "Workflow created", "app workflow",
-        ("WORKFLOW_CREATE", 400, "Workflows created")),
-    _op("workflow.update", "Workflow updated", "app workflow",
-        ("WORKFLOW_UPDATE", 401, "Workflows updated")),
-    _op("workflow.delete", "Workflow deleted", "app workflow",
-        ("WORKFLOW_DELETE", 402, "Workflows deleted")),
-    _op("workflow.version.create", "Workflow version created", "app workflow workflow_version",
-        ("WORKFLOW_VERSION_CREATE", 403, "Workflow versions created")),
-    _op("workflow.version.update", "Workflow version updated", "app workflow workflow_version",
-        ("WORKFLOW_VERSION_UPDATE", 404, "Workflow versions updated")),
-    _op("workflow.version.delete", "Workflow version deleted", "app workflow workflow_version",
-        ("WORKFLOW_VERSION_DELETE", 405, "Workflow versions deleted")),
+    _op(
+        "workflow.create",
+        "Workflow created",
+        "app workflow",
+        ("WORKFLOW_CREATE", 400, "Workflows created"),
+    ),
+    _op(
+        "workflow.update",
+        "Workflow updated",
+        "app workflow",
+        ("WORKFLOW_UPDATE", 401, "Workflows updated"),
+    ),
+    _op(
+        "workflow.delete",
+        "Workflow deleted",
+        "app workflow",
+        ("WORKFLOW_DELETE", 402, "Workflows deleted"),
+    ),
+    _op(
+        "workflow.version.create",
+        "Workflow version created",
+        "app workflow workflow_version",
+        ("WORKFLOW_VERSION_CREATE", 403, "Workflow versions created"),
+    ),
+    _op(
+        "workflow.version.update",
+        "Workflow version updated",
+        "app workflow workflow_version",
+        ("WORKFLOW_VERSION_UPDATE", 404, "Workflow versions updated"),
+    ),
+    _op(
+        "workflow.version.delete",
+        "Workflow version deleted",
+        "app workflow workflow_version",
+        ("WORKFLOW_VERSION_DELETE", 405, "Workflow versions deleted"),
+    ),
     # Applications (600-602).
-    _op("application.create", "Application created", "app",
-        ("APPLICATION_CREATE", 600, "Applications created")),
-    _op("application.update", "Application updated", "app",
-        ("APPLICATION_UPDATE", 601, "Applications updated")),
-    _op("application.delete", "Application deleted", "app",
-        ("APPLICATION_DELETE", 602, "Applications deleted")),
+    _op(
+        "application.create",
+        "Application created",
+        "app",
+        ("APPLICATION_CREATE", 600, "Applications created"),
+    ),
+    _op(
+        "application.update",
+        "Application updated",
+        "app",
+        ("APPLICATION_UPDATE", 601, "Applications updated"),
+    ),
+    _op(
+        "application.delete",
+        "Application deleted",
+        "app",
+        ("APPLICATION_DELETE", 602, "Applications deleted"),
+    ),
     # Collaborators (700-702).
-    _op("collaborator.add", "Collaborator added to an application", "app user role",
-        ("COLLABORATOR_ADD", 700, "Collaborators added")),
-    _op("collaborator.update", "Collaborator's access changed", "app user role",
-        ("COLLABORATOR_UPDATE", 701, "Collaborators updated")),
-    _op("collaborator.remove", "Collaborator removed from an application", "app user",
-        ("COLLABORATOR_REMOVE", 702, "Collaborators removed")),
+    _op(
+        "collaborator.add",
+        "Collaborator added to an application",
+        "app user role",
+        ("COLLABORATOR_ADD", 700, "Collaborators added"),
+    ),
+    _op(
+        "collaborator.update",
+        "Collaborator's access changed",
+        "app user role",
+        ("COLLABORATOR_UPDATE", 701, "Collaborators updated"),
+    ),
+    _op(
+        "collaborator.remove",
+        "Collaborator removed from an application",
+        "app user",
+        ("COLLABORATOR_REMOVE", 702, "Collaborators removed"),
+    ),
     # Users (800).
     _op("user.update", "User profile updated", "user", ("USER_UPDATE", 800, "Users updated")),
     # Compute (900-1102). Clarifai numbers compute clusters create, delete, update.
-    _op("compute_cluster.create", "Compute cluster created", "compute_cluster",
-        ("COMPUTE_CLUSTER_CREATE", 900, "Compute clusters created")),
-    _op("compute_cluster.delete", "Compute cluster deleted", "compute_cluster",
-        ("COMPUTE_CLUSTER_DELETE", 901, "Compute clusters deleted")),
-    _op("compute_cluster.update", "Compute cluster updated", "compute_cluster",
-        ("COMPUTE_CLUSTER_UPDATE", 902, "Compute clusters updated")),
-    _op("nodepool.create", "Nodepool created", "compute_cluster nodepool",
-        ("NODEPOOL_CREATE", 1000, "Nodepools created")),
-    _op("nodepool.update", "Nodepool updated", "compute_cluster nodepool",
-        ("NODEPOOL_UPDATE", 1001, "Nodepools updated")),
-    _op("nodepool.delete", "Nodepool deleted", "compute_cluster nodepool",
-        ("NODEPOOL_DELETE", 1002, "Nodepools deleted")),
-    _op("deployment.create", "Deployment created", "nodepool deployment model model_version",
-        ("DEPLOYMENT_CREATE", 1100, "Deployments created")),
-    _op("deployment.update", "Deployment updated", "nodepool deployment",
-        ("DEPLOYMENT_UPDATE", 1101, "Deployments updated")),
-    _op("deployment.delete", "Deployment deleted", "nodepool deployment",
-        ("DEPLOYMENT_DELETE", 1102, "Deployments deleted")),
+    _op(
+        "compute_cluster.create",
+        "Compute cluster created",
+        "compute_cluster",
+        ("COMPUTE_CLUSTER_CREATE", 900, "Compute clusters created"),
+    ),
+    _op(
+        "compute_cluster.delete",
+        "Compute cluster deleted",
+        "compute_cluster",
+        ("COMPUTE_CLUSTER_DELETE", 901, "Compute clusters deleted"),
+    ),
+    _op(
+        "compute_cluster.update",
+        "Compute cluster updated",
+        "compute_cluster",
+        ("COMPUTE_CLUSTER_UPDATE", 902, "Compute clusters updated"),
+    ),
+    _op(
+        "nodepool.create",
+        "Nodepool created",
+        "compute_cluster nodepool",
+        ("NODEPOOL_CREATE", 1000, "Nodepools created"),
+    ),
+    _op(
+        "nodepool.update",
+        "Nodepool updated",
+        "compute_cluster nodepool",
+        ("NODEPOOL_UPDATE", 1001, "Nodepools updated"),
+    ),
+    _op(
+        "nodepool.delete",
+        "Nodepool deleted",
+        "compute_cluster nodepool",
+        ("NODEPOOL_DELETE", 1002, "Nodepools deleted"),
+    ),
+    _op(
+        "deployment.create",
+        "Deployment created",
+        "nodepool deployment model model_version",
+        ("DEPLOYMENT_CREATE", 1100, "Deployments created"),
+    ),
+    _op(
+        "deployment.update",
+        "Deployment updated",
+        "nodepool deployment",
+        ("DEPLOYMENT_UPDATE", 1101, "Deployments updated"),
+    ),
+    _op(
+        "deployment.delete",
+        "Deployment deleted",
+        "nodepool deployment",
+        ("DEPLOYMENT_DELETE", 1102, "Deployments deleted"),
+    ),
     # What Clarifai's audit log leaves out.
     _op("organization.create", "Organization created", "organization"),
     _op("organization.update", "Organization updated", "organization"),
@@ -263,11 +411,11 @@ class Catalogue:
         unknown = [t for t in operation.target_types if t not in TARGET_TYPES]
         if unknown:
             raise ValueError(f"operation {operation.name!r} names unknown target types {unknown}")
-        taken = operation.clarifai and self._by_clarifai_number.get(operation.clarifai.number)
-        if taken:
-            raise ValueError(
-                f"Clarifai EventType {operation.clarifai.number} already belongs to {taken.name!r}"
-            )
+        if operation.clarifai is not None:
+            number = operation.clarifai.number
+            taken = self._by_clarifai_number.get(number)
+            if taken is not None:
+                raise ValueError(f"Clarifai EventType {number} already belongs to {taken.name!r}")
         self._by_name[operation.name] = operation
         if operation.clarifai is not None:
             self._by_clarifai_number[operation.clarifai.number] = operation

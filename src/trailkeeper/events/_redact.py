@@ -67,9 +67,7 @@ class Redactor:
     def redact(self, value: Any) -> Any:
         """A copy of ``value`` with secret-keyed values replaced; the input is not changed."""
         if isinstance(value, dict):
-            return {
-                k: REDACTED if self.is_secret(k) else self.redact(v) for k, v in value.items()
-            }
+            return {k: REDACTED if self.is_secret(k) else self.redact(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.redact(v) for v in value]
         return value
@@ -79,7 +77,7 @@ class Redactor:
         out: dict[str, Any] = {}
         for field, change in changes.items():
             if self.is_secret(field):
-                out[field] = {side: REDACTED for side in change}
+                out[field] = dict.fromkeys(change, REDACTED)
             else:
                 out[field] = self.redact(change)
         return out

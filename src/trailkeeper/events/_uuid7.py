@@ -19,7 +19,7 @@ def uuid7() -> uuid.UUID:
     random each millisecond (RFC 9562, section 6.2, method 1), so ids made in the same
     millisecond still sort in the order they were made.
     """
-    global _last_ms, _counter  # noqa: PLW0603 - process-wide monotonic state, guarded by _lock
+    global _last_ms, _counter
     with _lock:
         ms = time.time_ns() // 1_000_000
         if ms > _last_ms:

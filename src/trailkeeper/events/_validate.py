@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from ._ip import normalize_ip
 from ._catalogue import TARGET_TYPES, Catalogue, UnknownOperationError
+from ._ip import normalize_ip
 from ._limits import (
     DEFAULT_LIMITS,
     ERROR_CODE_PATTERN,
@@ -209,7 +209,9 @@ def parse_event(
         if metadata:
             metadata = rules.redactor.redact(metadata)
 
-    assert org is not None and actor is not None and time is not None
+    assert org is not None
+    assert actor is not None
+    assert time is not None
     event = Event(
         id=event_id or str(uuid7()),
         time=time,
@@ -375,9 +377,7 @@ def _ident(value: object, name: str, c: _Collector, *, required: bool = True) ->
     return value
 
 
-def _text(
-    value: object, name: str, limit: int, c: _Collector, multiline: bool
-) -> str | None:
+def _text(value: object, name: str, limit: int, c: _Collector, multiline: bool) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -399,7 +399,9 @@ def _parse_actor(value: object, limits: Limits, c: _Collector) -> Actor | None:
     if isinstance(value, str):
         value = {"id": value}
     if not isinstance(value, Mapping):
-        c.add("actor", f"must be an object like {{'id': 'alice', 'type': 'user'}}, not {_kind(value)}")
+        c.add(
+            "actor", f"must be an object like {{'id': 'alice', 'type': 'user'}}, not {_kind(value)}"
+        )
         return None
     for key in value:
         if key not in ("id", "type", "name", "email"):
@@ -450,9 +452,7 @@ def _parse_targets(value: object, limits: Limits, c: _Collector) -> tuple[Target
     return tuple(out)
 
 
-def _parse_error(
-    value: object, success: bool, limits: Limits, c: _Collector
-) -> ErrorInfo | None:
+def _parse_error(value: object, success: bool, limits: Limits, c: _Collector) -> ErrorInfo | None:
     if value is None:
         return None
     if success:
@@ -572,11 +572,13 @@ def _json_ok(value: object, where: str, depth: int, c: _Collector) -> bool:
                 return False
             stack.extend((inner, level + 1) for inner in item)  # type: ignore[attr-defined]
         elif kind is int:
-            if abs(item) > MAX_SAFE_INTEGER:  # type: ignore[call-overload]
-                c.add(where, f"integer {item} is beyond ±(2**53 - 1), which JSON readers can't keep")
+            if abs(item) > MAX_SAFE_INTEGER:  # type: ignore[arg-type]
+                c.add(
+                    where, f"integer {item} is beyond ±(2**53 - 1), which JSON readers can't keep"
+                )
                 return False
         elif kind is float:
-            if not math.isfinite(item):  # type: ignore[call-overload]
+            if not math.isfinite(item):  # type: ignore[arg-type]
                 c.add(where, "numbers must be finite (no NaN or Infinity)")
                 return False
         elif isinstance(item, Mapping):

@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +173,9 @@ class SQLiteStore(LogStore):
     def _append_one(
         self, con: sqlite3.Connection, job: _Job, next_rowid: int, received_us: int
     ) -> tuple[list[Appended], int]:
-        row = con.execute("SELECT org_key, size FROM orgs WHERE org_id = ?", (job.org_id,)).fetchone()
+        row = con.execute(
+            "SELECT org_key, size FROM orgs WHERE org_id = ?", (job.org_id,)
+        ).fetchone()
         if row is None:
             cur = con.execute("INSERT INTO orgs (org_id, size) VALUES (?, 0)", (job.org_id,))
             org_key, size = cur.lastrowid, 0
@@ -269,9 +270,11 @@ class SQLiteStore(LogStore):
     def _org_key(self, org_id: str) -> int | None:
         key = self._org_keys.get(org_id)
         if key is None:
-            row = self._reader().execute(
-                "SELECT org_key FROM orgs WHERE org_id = ?", (org_id,)
-            ).fetchone()
+            row = (
+                self._reader()
+                .execute("SELECT org_key FROM orgs WHERE org_id = ?", (org_id,))
+                .fetchone()
+            )
             if row is None:
                 return None
             key = self._org_keys[org_id] = row[0]
@@ -303,10 +306,7 @@ class SQLiteStore(LogStore):
             return []
         where, params = where_clause(org_key, query, with_position=True)
         direction = "DESC" if query.order == "desc" else "ASC"
-        sql = (
-            f"{_SELECT} WHERE {where} "
-            f"ORDER BY e.time_us {direction}, e.rowid {direction} LIMIT ?"
-        )
+        sql = f"{_SELECT} WHERE {where} ORDER BY e.time_us {direction}, e.rowid {direction} LIMIT ?"
         rows = self._reader().execute(sql, [*params, query.limit]).fetchall()
         return [_row_to_stored(r) for r in rows]
 
@@ -344,5 +344,3 @@ class SQLiteStore(LogStore):
             for con in self._readers:
                 con.close()
             self._readers.clear()
-
-

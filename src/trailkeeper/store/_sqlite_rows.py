@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..events import Event, to_micros
-from ._port import PreparedEvent
 from ..events._ip import ip_key
+from ._port import PreparedEvent
 from ._query import Criteria, SearchQuery, network_range
 
 EVENT_INSERT = (

@@ -1,0 +1,138 @@
+"""Search latency at 1M events, in-process, for the query shapes of issue #2.
+
+Each shape runs through ``AuditService.search`` (first page, 50 events, decoded into
+``StoredEvent`` values) and, as the baseline measured in the same run, as the exact SQL the
+store generates for it, executed raw with ``fetchall`` (no decoding). Target (issue #2):
+service p95 <= 2 ms for each shape. The ratio says what the service layer adds to SQLite.
+
+The data set (bench/_data.py, seed 1) is built once through the service and kept in
+bench/data/ (git-ignored); delete the file to rebuild it.
+
+    python bench/search.py [--events 1000000] [--runs 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _data import END, events
+from trailkeeper.filters import Filters, Match
+from trailkeeper.service import AuditService
+from trailkeeper.store._sqlite import _SELECT, SQLiteStore
+from trailkeeper.store._sqlite_rows import where_clause
+
+ORG = "acme"
+DATA = Path(__file__).parent / "data"
+
+
+def build(path: Path, count: int) -> None:
+    print(f"building {path.name}: {count:,} events through AuditService.ingest ...", flush=True)
+    started = time.perf_counter()
+    service = AuditService(SQLiteStore(path, synchronous="normal"), clock=lambda: END)
+    pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for org, event in events(count, seed=1):
+        pending[org].append(event)
+        if len(pending[org]) == 1000:
+            service.ingest(org, pending.pop(org))
+    for org, batch in pending.items():
+        service.ingest(org, batch)
+    service.close()
+    print(f"built in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(samples, n=100, method="inclusive")
+    return q[49] * 1000, q[94] * 1000
+
+
+def measure(fn: Callable[[], object], runs: int) -> tuple[float, float]:
+    for _ in range(20):
+        fn()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return percentiles(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=300)
+    args = parser.parse_args()
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"search-{args.events}.db"
+    if not path.exists():
+        build(path, args.events)
+    store = SQLiteStore(path)
+    service = AuditService(store)
+    org_key = store._org_key(ORG)
+    assert org_key is not None
+    week = END - timedelta(days=7)
+
+    # Page 100 of the newest-first listing: walk there once, then time that page.
+    cursor = None
+    for _ in range(99):
+        cursor = service.search(ORG, limit=50, cursor=cursor).next_cursor
+
+    shapes: list[tuple[str, Filters, str | None]] = [
+        ("newest 50 of an org", Filters(), None),
+        (
+            "3 operations + 7 days",
+            Filters(
+                match=Match(operations=("model.create", "model.delete", "deployment.create")),
+                since=week,
+            ),
+            None,
+        ),
+        ("one actor", Filters(match=Match(actors=("user-7",))), None),
+        ("a CIDR (10.2.0.0/16)", Filters(match=Match(source_ips=("10.2.0.0/16",))), None),
+        ("free text ('quota')", Filters(text=("quota",)), None),
+        ("page 100 by cursor", Filters(), cursor),
+    ]
+    gc.freeze()
+    print(f"{args.events:,} events; org {ORG!r} holds {service.size(ORG):,}; {args.runs} runs each")
+    header = f"{'shape':28} {'service p50':>12} {'p95':>8} {'raw SQL p50':>12} {'p95':>8}"
+    print(f"{header} {'ratio':>6}  target")
+    worst = 0.0
+    for label, filters, cur in shapes:
+        page = service.search(ORG, filters, limit=50, cursor=cur)
+        assert len(page.events) == 50, (label, len(page.events))
+        query = service.compile(filters, limit=51)
+        if cur is not None:
+            from dataclasses import replace
+
+            from trailkeeper.service import _decode_cursor, _fingerprint
+
+            query = replace(query, after=_decode_cursor(cur, "desc", _fingerprint(query)))
+        where, params = where_clause(org_key, query, with_position=True)
+        sql = f"{_SELECT} WHERE {where} ORDER BY e.time_us DESC, e.rowid DESC LIMIT ?"
+        con = store._reader()
+        s50, s95 = measure(
+            lambda f=filters, c=cur: service.search(ORG, f, limit=50, cursor=c), args.runs
+        )
+        r50, r95 = measure(
+            lambda c=con, q=sql, p=params: c.execute(q, [*p, 51]).fetchall(), args.runs
+        )
+        worst = max(worst, s95)
+        verdict = "ok" if s95 <= 2.0 else "OVER"
+        row = f"{label:28} {s50:10.3f}ms {s95:6.3f}ms {r50:10.3f}ms {r95:6.3f}ms"
+        print(f"{row} {s95 / r95:6.2f}  <=2ms {verdict}")
+    service.close()
+    print("PASS" if worst <= 2.0 else "ABOVE TARGET", f"(worst p95 {worst:.3f} ms)")
+
+
+if __name__ == "__main__":
+    main()

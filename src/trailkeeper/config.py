@@ -1,0 +1,109 @@
+"""Settings, from the environment (``TRAILKEEPER_*``) or given directly.
+
+Every setting is listed, with its variable and default, in ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+
+from .events import (
+    DEFAULT_LIMITS,
+    DEFAULT_SECRET_KEYS,
+    Catalogue,
+    EventRules,
+    Redactor,
+    operation_from_config,
+)
+
+DEFAULT_DATABASE_URL = "sqlite:///./trailkeeper.db"
+
+#: Environment variable → Settings field. docs/configuration.md documents each one.
+ENVIRONMENT: dict[str, str] = {
+    "TRAILKEEPER_DATABASE_URL": "database_url",
+    "TRAILKEEPER_MAX_FUTURE_SECONDS": "max_future_seconds",
+    "TRAILKEEPER_REDACT_KEYS": "redact_keys",
+    "TRAILKEEPER_OPERATIONS_FILE": "operations_file",
+}
+
+
+class ConfigError(ValueError):
+    """A setting has a value Trailkeeper can't use; the message names the setting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a deployment configures.
+
+    Attributes:
+        database_url: where the log lives (``sqlite:///path``).
+        max_future_seconds: how far ahead of the server clock an event's time may be.
+        redact_keys: key fragments whose values are redacted; empty turns redaction off.
+        operations_file: a JSON file of the deployment's own operations, a list of
+            ``{"name", "description", "target_types"}`` objects.
+    """
+
+    database_url: str = DEFAULT_DATABASE_URL
+    max_future_seconds: int = int(DEFAULT_LIMITS.max_future.total_seconds())
+    redact_keys: tuple[str, ...] = DEFAULT_SECRET_KEYS
+    operations_file: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``TRAILKEEPER_*`` variables, defaults for the rest.
+
+        Raises:
+            ConfigError: a variable's value is malformed.
+        """
+        env = os.environ if environ is None else environ
+        settings = cls()
+        if url := env.get("TRAILKEEPER_DATABASE_URL"):
+            settings = replace(settings, database_url=url)
+        if raw := env.get("TRAILKEEPER_MAX_FUTURE_SECONDS"):
+            try:
+                seconds = int(raw)
+            except ValueError:
+                raise ConfigError(
+                    f"TRAILKEEPER_MAX_FUTURE_SECONDS must be a whole number of seconds, not {raw!r}"
+                ) from None
+            if seconds < 0:
+                raise ConfigError("TRAILKEEPER_MAX_FUTURE_SECONDS must not be negative")
+            settings = replace(settings, max_future_seconds=seconds)
+        if "TRAILKEEPER_REDACT_KEYS" in env:
+            keys = tuple(k.strip() for k in env["TRAILKEEPER_REDACT_KEYS"].split(",") if k.strip())
+            settings = replace(settings, redact_keys=keys)
+        if path := env.get("TRAILKEEPER_OPERATIONS_FILE"):
+            settings = replace(settings, operations_file=path)
+        return settings
+
+    def rules(self) -> EventRules:
+        """The validation rules these settings describe.
+
+        Raises:
+            ConfigError: the operations file is missing or malformed.
+        """
+        extra = []
+        if self.operations_file:
+            try:
+                entries = orjson.loads(Path(self.operations_file).read_bytes())
+            except (OSError, orjson.JSONDecodeError) as exc:
+                raise ConfigError(f"operations file {self.operations_file}: {exc}") from None
+            if not isinstance(entries, list):
+                raise ConfigError(f"operations file {self.operations_file}: expected a list")
+            try:
+                extra = [operation_from_config(e) for e in entries]
+                catalogue = Catalogue.default(extra)
+            except (ValueError, AttributeError) as exc:
+                raise ConfigError(f"operations file {self.operations_file}: {exc}") from None
+        else:
+            catalogue = Catalogue.default()
+        limits = replace(DEFAULT_LIMITS, max_future=timedelta(seconds=self.max_future_seconds))
+        redactor = Redactor(self.redact_keys) if self.redact_keys else None
+        return EventRules(catalogue=catalogue, limits=limits, redactor=redactor)
