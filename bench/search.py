@@ -33,13 +33,14 @@ from trailkeeper.store._sqlite import _SELECT, SQLiteStore
 from trailkeeper.store._sqlite_rows import where_clause
 
 ORG = "acme"
+LATER = END + timedelta(days=1)  # the receive clock: after every generated event
 DATA = Path(__file__).parent / "data"
 
 
 def build(path: Path, count: int) -> None:
     print(f"building {path.name}: {count:,} events through AuditService.ingest ...", flush=True)
     started = time.perf_counter()
-    service = AuditService(SQLiteStore(path, synchronous="normal"), clock=lambda: END)
+    service = AuditService(SQLiteStore(path, synchronous="normal"), clock=lambda: LATER)
     pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for org, event in events(count, seed=1):
         pending[org].append(event)

@@ -39,6 +39,8 @@ class Filters:
         since: at or after this time (inclusive); until: before this time (exclusive).
         text: free-text terms (words or phrases) over description, details, names and errors;
             every term must occur.
+        also: more field filters that must each hold too (``combine`` puts a second set of
+            filters here, so that its values narrow the search instead of widening it).
     """
 
     match: Match = field(default_factory=Match)
@@ -47,3 +49,32 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     text: tuple[str, ...] = ()
+    also: tuple[Match, ...] = ()
+
+    def combine(self, other: Filters) -> Filters:
+        """Filters that hold where both ``self`` and ``other`` hold (AND)."""
+        since = max((t for t in (self.since, other.since) if t is not None), default=None)
+        until = min((t for t in (self.until, other.until) if t is not None), default=None)
+        if self.success is not None and other.success is not None and self.success != other.success:
+            raise ValueError("status is asked to be both success and failure")
+        return Filters(
+            match=self.match,
+            exclude=_union(self.exclude, other.exclude),
+            success=self.success if self.success is not None else other.success,
+            since=since,
+            until=until,
+            text=self.text + other.text,
+            also=(*self.also, other.match, *other.also),
+        )
+
+
+def _union(a: Match, b: Match) -> Match:
+    # Excluding what either excludes: NOT x AND NOT y is NOT (x OR y).
+    return Match(
+        operations=a.operations + b.operations,
+        actors=a.actors + b.actors,
+        targets=a.targets + b.targets,
+        apps=a.apps + b.apps,
+        source_ips=a.source_ips + b.source_ips,
+        request_ids=a.request_ids + b.request_ids,
+    )

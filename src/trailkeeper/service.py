@@ -6,13 +6,16 @@ import base64
 import binascii
 import hashlib
 import ipaddress
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from ._access import AccessMixin
 from .events import (
     ID_RULE,
     TARGET_TYPES,
@@ -31,7 +34,9 @@ from .events import (
 from .events._limits import ID_PATTERN
 from .filters import Filters, Match
 from .store import (
+    AppActivity,
     Appended,
+    Bucket,
     Criteria,
     LogStore,
     Order,
@@ -43,6 +48,7 @@ from .store import (
 )
 
 MAX_PAGE = 1000
+_log = logging.getLogger("trailkeeper")
 # Cursor positions must lie where event times can (years 1-9999) and seqs are 64-bit.
 _MIN_TIME_US = -62_135_596_800_000_000
 _MAX_TIME_US = 253_402_300_800_000_000
@@ -74,7 +80,7 @@ class Page:
     next_cursor: str | None
 
 
-class AuditService:
+class AuditService(AccessMixin):
     """Ingest, search and read audit events, over any ``LogStore``.
 
     Args:
@@ -92,6 +98,7 @@ class AuditService:
     ) -> None:
         self.store = store
         self.rules = rules or EventRules()
+        self.read_audit_failures = 0
         self._clock = clock or (lambda: datetime.now(UTC))
 
     @classmethod
@@ -125,6 +132,23 @@ class AuditService:
             trailkeeper.store.ConflictError: an id is already stored with other content;
                 nothing was stored.
         """
+        unique, position = self._prepare(org_id, events)
+        appended = self.store.append(org_id, unique)
+        results: list[Appended] = []
+        taken: set[int] = set()
+        for slot in position:
+            result = appended[slot]
+            if slot in taken and not result.duplicate:
+                result = Appended(result.id, result.seq, True)
+            taken.add(slot)
+            results.append(result)
+        duplicates = sum(1 for r in results if r.duplicate)
+        return IngestResult(len(results) - duplicates, duplicates, results)
+
+    def _prepare(
+        self, org_id: str, events: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[PreparedEvent], list[int]]:
+        """Validate a batch; return its distinct events and, per input, its slot among them."""
         _check_org(org_id)
         received_at = self._clock()
         rules = self.rules
@@ -168,17 +192,23 @@ class AuditService:
         if errors:
             raise EventValidationError(errors)
 
-        appended = self.store.append(org_id, unique)
-        results: list[Appended] = []
-        taken: set[int] = set()
-        for slot in position:
-            result = appended[slot]
-            if slot in taken and not result.duplicate:
-                result = Appended(result.id, result.seq, True)
-            taken.add(slot)
-            results.append(result)
-        duplicates = sum(1 for r in results if r.duplicate)
-        return IngestResult(len(results) - duplicates, duplicates, results)
+        return unique, position
+
+    def submit_own(self, org_id: str, events: Sequence[Mapping[str, Any]]) -> None:
+        """Ingest the log's own events without waiting for the commit (reads of the log).
+
+        The events are validated now; a failure to store them later is logged as an error
+        and counted (``read_audit_failures``), never dropped silently.
+        """
+        unique, _ = self._prepare(org_id, events)
+        future = self.store.submit(org_id, unique)
+        future.add_done_callback(self._own_done)
+
+    def _own_done(self, future: Future[list[Appended]]) -> None:
+        exc = future.exception()
+        if exc is not None:
+            self.read_audit_failures += 1
+            _log.error("could not store a record of a read of the audit log: %s", exc)
 
     def _reuse_stored_times(
         self, org_id: str, prepared: list[PreparedEvent], defaulted: list[int]
@@ -250,6 +280,27 @@ class AuditService:
         _check_org(org_id)
         return self.store.scan(org_id, self.compile(filters or Filters()), after_seq)
 
+    def apps(self, org_id: str) -> list[AppActivity]:
+        """The apps seen in the org's log, with event counts and last activity."""
+        _check_org(org_id)
+        return self.store.apps(org_id)
+
+    def activity(self, org_id: str, filters: Filters, *, bucket: str = "hour") -> list[Bucket]:
+        """Event and failure counts per hour or day for matching events, oldest first.
+
+        Raises:
+            QueryError: an unknown bucket, or a range of more than 5,000 buckets.
+        """
+        _check_org(org_id)
+        sizes = {"hour": 3_600_000_000, "day": 86_400_000_000}
+        if bucket not in sizes:
+            raise QueryError("bucket", f"must be 'hour' or 'day', not {bucket!r}")
+        since = filters.since
+        until = filters.until or self._clock()
+        if since is not None and (to_micros(until) - to_micros(since)) // sizes[bucket] > 5000:
+            raise QueryError("bucket", "the range holds more than 5,000 buckets; use 'day'")
+        return self.store.activity(org_id, self.compile(filters), sizes[bucket])
+
     def size(self, org_id: str) -> int:
         """How many events the org's log holds."""
         _check_org(org_id)
@@ -276,6 +327,7 @@ class AuditService:
             text=text,
             order=order,
             limit=limit,
+            also=tuple(c for c in (self._criteria(m, "") for m in filters.also) if c),
         )
 
     def _criteria(self, match: Match, prefix: str) -> Criteria:

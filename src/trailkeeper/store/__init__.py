@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ._port import Appended, ConflictError, LogStore, PreparedEvent, StoreClosedError
+from ._port import (
+    AppActivity,
+    Appended,
+    Bucket,
+    ConflictError,
+    LogStore,
+    PreparedEvent,
+    StoreClosedError,
+)
 from ._query import Criteria, IPNetwork, Order, Position, SearchQuery, TargetRef
 
 __all__ = [
+    "AppActivity",
     "Appended",
+    "Bucket",
     "ConflictError",
     "Criteria",
     "IPNetwork",

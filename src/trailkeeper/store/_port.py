@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 
 from ..events import Event, StoredEvent
+from ..keys import ApiKey
 from ._query import SearchQuery
 
 
@@ -29,6 +32,24 @@ class Appended:
     id: str
     seq: int
     duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AppActivity:
+    """An app's share of an org's log."""
+
+    app_id: str
+    events: int
+    last_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Counts of one time bucket: ``start`` is its first instant."""
+
+    start: datetime
+    events: int
+    failures: int
 
 
 class ConflictError(Exception):
@@ -62,6 +83,29 @@ class LogStore(ABC):
             ConflictError: nothing of the batch was stored.
         """
 
+    def submit(self, org_id: str, batch: Sequence[PreparedEvent]) -> Future[list[Appended]]:
+        """Like ``append``, but returns at once; the future completes when it is durable.
+
+        The default runs ``append`` now; a backend with a writer queue returns earlier.
+        """
+        future: Future[list[Appended]] = Future()
+        try:
+            future.set_result(self.append(org_id, batch))
+        except Exception as exc:  # handed to the caller through the future
+            future.set_exception(exc)
+        return future
+
+    @abstractmethod
+    def apps(self, org_id: str) -> list[AppActivity]:
+        """Every app seen in the org's log, with its event count and last event time."""
+
+    @abstractmethod
+    def activity(self, org_id: str, query: SearchQuery, bucket_us: int) -> list[Bucket]:
+        """Event and failure counts of matching events per time bucket (oldest first).
+
+        Buckets are ``bucket_us`` long, aligned to the Unix epoch; empty ones are left out.
+        """
+
     @abstractmethod
     def get(self, org_id: str, event_id: str) -> StoredEvent | None:
         """The event with this id in this org, or ``None``."""
@@ -91,6 +135,22 @@ class LogStore(ABC):
     @abstractmethod
     def orgs(self) -> list[str]:
         """Every org that has a log."""
+
+    @abstractmethod
+    def put_key(self, key: ApiKey) -> None:
+        """Store a new API key (its id is new)."""
+
+    @abstractmethod
+    def get_key(self, key_id: str) -> ApiKey | None:
+        """The API key with this id, in any org, or ``None``."""
+
+    @abstractmethod
+    def list_keys(self, org_id: str) -> list[ApiKey]:
+        """The org's API keys, oldest first, revoked ones included."""
+
+    @abstractmethod
+    def revoke_key(self, org_id: str, key_id: str, when: datetime) -> ApiKey | None:
+        """Mark the org's key revoked at ``when`` (kept if already revoked); ``None`` if absent."""
 
     @abstractmethod
     def close(self) -> None:

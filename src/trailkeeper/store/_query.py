@@ -68,6 +68,7 @@ class SearchQuery:
         order: ``desc`` newest first (by time, then seq) or ``asc``.
         limit: page size, 1-1000.
         after: continue after this position (from the previous page's last event).
+        also: more criteria that events must match too, each like ``include``.
     """
 
     include: Criteria = field(default_factory=Criteria)
@@ -79,6 +80,7 @@ class SearchQuery:
     order: Order = "desc"
     limit: int = 50
     after: Position | None = None
+    also: tuple[Criteria, ...] = ()
 
 
 def network_range(network: IPNetwork) -> tuple[bytes, bytes]:

@@ -7,21 +7,40 @@ requests. Each append runs in its own savepoint, so a conflict in one refuses on
 
 from __future__ import annotations
 
+import heapq
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ..events import Event, StoredEvent, from_micros
-from ._port import Appended, ConflictError, LogStore, PreparedEvent, StoreClosedError
+from ..events import Event, StoredEvent, from_micros, to_micros
+from ..keys import ApiKey
+from ._port import (
+    AppActivity,
+    Appended,
+    Bucket,
+    ConflictError,
+    LogStore,
+    PreparedEvent,
+    StoreClosedError,
+)
 from ._query import SearchQuery
-from ._sqlite_rows import EVENT_INSERT, FTS_INSERT, TARGET_INSERT, event_rows, where_clause
+from ._query import network_range
+from ._sqlite_rows import (
+    EVENT_INSERT,
+    FTS_INSERT,
+    TARGET_INSERT,
+    event_rows,
+    fts_match,
+    where_clause,
+)
 from ._sqlite_schema import migrate
 
 _SELECT = "SELECT e.seq, e.received_us, e.leaf_hash, e.body FROM events e"
@@ -30,15 +49,29 @@ _GROUP_EVENTS = 20_000
 # Refresh the planner's statistics when the database has grown by this factor.
 _ANALYZE_GROWTH = 2.0
 _SYNCHRONOUS = {"off", "normal", "full", "extra"}
+_NO_TIME = -(2**62)
+# At or above this many matches, an IP filter is "dense": walking the time index finds a page
+# sooner than reading every match from the IP index and sorting (measured in bench/search.py).
+_DENSE_IPS = 4000
 
 
 class _Job:
-    __slots__ = ("batch", "future", "org_id", "received_us")
+    __slots__ = ("batch", "future", "org_id")
 
     def __init__(self, org_id: str, batch: Sequence[PreparedEvent]) -> None:
         self.org_id = org_id
         self.batch = batch
         self.future: Future[list[Appended]] = Future()
+
+
+class _Task:
+    """Other writes (API keys): a function run in the writer thread in its own transaction."""
+
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        self.fn = fn
+        self.future: Future[Any] = Future()
 
 
 def _connect(path: str, *, synchronous: str, readonly: bool) -> sqlite3.Connection:
@@ -51,6 +84,28 @@ def _connect(path: str, *, synchronous: str, readonly: bool) -> sqlite3.Connecti
     if readonly:
         con.execute("PRAGMA query_only = 1")
     return con
+
+
+_KEY_SELECT = (
+    "SELECT id, org_id, name, scopes, apps, created_us, expires_us, revoked_us, secret_hash "
+    "FROM api_keys"
+)
+_PLACES9 = ", ".join("?" * 9)
+
+
+def _row_to_key(row: tuple[Any, ...]) -> ApiKey:
+    key_id, org_id, name, scopes, apps, created, expires, revoked, secret_hash = row
+    return ApiKey(
+        id=key_id,
+        org_id=org_id,
+        name=name,
+        scopes=tuple(orjson.loads(scopes)),
+        apps=tuple(orjson.loads(apps)),
+        created_at=from_micros(created),
+        expires_at=from_micros(expires) if expires is not None else None,
+        revoked_at=from_micros(revoked) if revoked is not None else None,
+        secret_hash=secret_hash,
+    )
 
 
 def _id_bytes(event_id: str) -> bytes:
@@ -91,7 +146,7 @@ class SQLiteStore(LogStore):
             raise RuntimeError(f"SQLite would not switch {self.path} to WAL (got {mode!r})")
         migrate(con)
         self._writer_con = con
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job | _Task | None] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()
         self._local = threading.local()
@@ -106,14 +161,38 @@ class SQLiteStore(LogStore):
     # -- writing ------------------------------------------------------------------------------
 
     def append(self, org_id: str, batch: Sequence[PreparedEvent]) -> list[Appended]:
-        if not batch:
-            return []
+        return self.submit(org_id, batch).result()
+
+    def submit(self, org_id: str, batch: Sequence[PreparedEvent]) -> Future[list[Appended]]:
         job = _Job(org_id, batch)
+        if not batch:
+            job.future.set_result([])
+            return job.future
+        self._submit(job)
+        return job.future
+
+    def _submit(self, item: _Job | _Task) -> None:
         with self._close_lock:
             if self._closed:
                 raise StoreClosedError("the store is closed")
-            self._queue.put(job)
-        return job.future.result()
+            self._queue.put(item)
+
+    def _run_task(self, con: sqlite3.Connection, task: _Task) -> None:
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            result = task.fn(con)
+            con.execute("COMMIT")
+        except BaseException as exc:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            task.future.set_exception(exc)
+        else:
+            task.future.set_result(result)
+
+    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        task = _Task(fn)
+        self._submit(task)
+        return task.future.result()
 
     def _write_loop(self) -> None:
         con = self._writer_con
@@ -121,6 +200,9 @@ class SQLiteStore(LogStore):
             job = self._queue.get()
             if job is None:
                 break
+            if isinstance(job, _Task):
+                self._run_task(con, job)
+                continue
             jobs = [job]
             events = len(job.batch)
             stop = False
@@ -132,9 +214,15 @@ class SQLiteStore(LogStore):
                 if more is None:
                     stop = True
                     break
+                if isinstance(more, _Task):
+                    self._commit_group(con, jobs)
+                    jobs = []
+                    self._run_task(con, more)
+                    continue
                 jobs.append(more)
                 events += len(more.batch)
-            self._commit_group(con, jobs)
+            if jobs:
+                self._commit_group(con, jobs)
             if stop:
                 break
         con.close()
@@ -174,20 +262,22 @@ class SQLiteStore(LogStore):
         self, con: sqlite3.Connection, job: _Job, next_rowid: int, received_us: int
     ) -> tuple[list[Appended], int]:
         row = con.execute(
-            "SELECT org_key, size FROM orgs WHERE org_id = ?", (job.org_id,)
+            "SELECT org_key, size, max_time_us FROM orgs WHERE org_id = ?", (job.org_id,)
         ).fetchone()
         if row is None:
             cur = con.execute("INSERT INTO orgs (org_id, size) VALUES (?, 0)", (job.org_id,))
-            org_key, size = cur.lastrowid, 0
+            org_key, size, wm = cur.lastrowid, 0, None
         else:
-            org_key, size = row
+            org_key, size, wm = row
+        if wm is None:
+            wm = _NO_TIME
         assert org_key is not None
         ids = [_id_bytes(p.event.id) for p in job.batch]
         # Fast path: new ids, the common case. The unique index on (org_key, id) is checked
         # by the insert anyway; only when it reports an existing id do we look ids up.
         con.execute("SAVEPOINT fresh")
         try:
-            result = self._insert(con, job, ids, {}, org_key, size, next_rowid, received_us)
+            result = self._insert(con, job, ids, {}, (org_key, size, wm), next_rowid, received_us)
         except sqlite3.IntegrityError:
             con.execute("ROLLBACK TO fresh")
             con.execute("RELEASE fresh")
@@ -203,7 +293,7 @@ class SQLiteStore(LogStore):
                 [org_key, *chunk],
             ):
                 existing[event_id] = (seq, leaf)
-        return self._insert(con, job, ids, existing, org_key, size, next_rowid, received_us)
+        return self._insert(con, job, ids, existing, (org_key, size, wm), next_rowid, received_us)
 
     @staticmethod
     def _insert(
@@ -211,11 +301,11 @@ class SQLiteStore(LogStore):
         job: _Job,
         ids: list[bytes],
         existing: dict[bytes, tuple[int, bytes]],
-        org_key: int,
-        size: int,
+        head: tuple[int, int, int],
         next_rowid: int,
         received_us: int,
     ) -> tuple[list[Appended], int]:
+        org_key, size, wm = head
         results: list[Appended] = []
         conflicts: list[tuple[int, str]] = []
         rows: list[tuple[Any, ...]] = []
@@ -229,7 +319,8 @@ class SQLiteStore(LogStore):
                 else:
                     conflicts.append((index, prepared.event.id))
                 continue
-            row, targets, fts = event_rows(prepared, org_key, size, next_rowid, received_us)
+            row, targets, fts = event_rows(prepared, org_key, size, next_rowid, received_us, wm)
+            wm = row[5]
             rows.append(row)
             target_rows.extend(targets)
             fts_rows.append(fts)
@@ -242,7 +333,9 @@ class SQLiteStore(LogStore):
             con.executemany(EVENT_INSERT, rows)
             con.executemany(TARGET_INSERT, target_rows)
             con.executemany(FTS_INSERT, fts_rows)
-            con.execute("UPDATE orgs SET size = ? WHERE org_key = ?", (size, org_key))
+            con.execute(
+                "UPDATE orgs SET size = ?, max_time_us = ? WHERE org_key = ?", (size, wm, org_key)
+            )
         return results, next_rowid
 
     def _maybe_analyze(self, con: sqlite3.Connection, next_rowid: int) -> None:
@@ -326,12 +419,73 @@ class SQLiteStore(LogStore):
                 return
             after_seq = rows[-1][0]
 
+    def apps(self, org_id: str) -> list[AppActivity]:
+        org_key = self._org_key(org_id)
+        if org_key is None:
+            return []
+        rows = self._reader().execute(
+            "SELECT app_id, COUNT(*), MAX(time_us) FROM events "
+            "WHERE org_key = ? AND app_id IS NOT NULL GROUP BY app_id ORDER BY app_id",
+            (org_key,),
+        )
+        return [AppActivity(app, n, from_micros(last)) for app, n, last in rows]
+
+    def activity(self, org_id: str, query: SearchQuery, bucket_us: int) -> list[Bucket]:
+        org_key = self._org_key(org_id)
+        if org_key is None:
+            return []
+        where, params = where_clause(org_key, query, with_position=False)
+        rows = self._reader().execute(
+            f"SELECT (e.time_us / ?) * ? AS b, COUNT(*), SUM(1 - e.success) FROM events e "
+            f"WHERE {where} GROUP BY b ORDER BY b",
+            [bucket_us, bucket_us, *params],
+        )
+        return [Bucket(from_micros(b), n, int(f)) for b, n, f in rows]
+
     def size(self, org_id: str) -> int:
         row = self._reader().execute("SELECT size FROM orgs WHERE org_id = ?", (org_id,)).fetchone()
         return int(row[0]) if row else 0
 
     def orgs(self) -> list[str]:
         return [r[0] for r in self._reader().execute("SELECT org_id FROM orgs ORDER BY org_id")]
+
+    # -- API keys -----------------------------------------------------------------------------
+
+    def put_key(self, key: ApiKey) -> None:
+        row = (
+            key.id,
+            key.org_id,
+            key.name,
+            orjson.dumps(list(key.scopes)).decode(),
+            orjson.dumps(list(key.apps)).decode(),
+            to_micros(key.created_at),
+            to_micros(key.expires_at) if key.expires_at else None,
+            None,
+            key.secret_hash,
+        )
+        self._write(lambda con: con.execute(f"INSERT INTO api_keys VALUES ({_PLACES9})", row))
+
+    def get_key(self, key_id: str) -> ApiKey | None:
+        row = self._reader().execute(f"{_KEY_SELECT} WHERE id = ?", (key_id,)).fetchone()
+        return _row_to_key(row) if row else None
+
+    def list_keys(self, org_id: str) -> list[ApiKey]:
+        rows = self._reader().execute(
+            f"{_KEY_SELECT} WHERE org_id = ? ORDER BY created_us, id", (org_id,)
+        )
+        return [_row_to_key(r) for r in rows]
+
+    def revoke_key(self, org_id: str, key_id: str, when: datetime) -> ApiKey | None:
+        def revoke(con: sqlite3.Connection) -> None:
+            con.execute(
+                "UPDATE api_keys SET revoked_us = COALESCE(revoked_us, ?) "
+                "WHERE id = ? AND org_id = ?",
+                (to_micros(when), key_id, org_id),
+            )
+
+        self._write(revoke)
+        key = self.get_key(key_id)
+        return key if key is not None and key.org_id == org_id else None
 
     def close(self) -> None:
         with self._close_lock:

@@ -10,9 +10,9 @@ from ._port import PreparedEvent
 from ._query import Criteria, SearchQuery, network_range
 
 EVENT_INSERT = (
-    "INSERT INTO events (rowid, org_key, seq, id, time_us, received_us, app_id, actor_id, "
-    "operation, success, ip, request_id, leaf_hash, body) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events (rowid, org_key, seq, id, time_us, wm_us, received_us, app_id, "
+    "actor_id, operation, success, ip, request_id, leaf_hash, body) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 TARGET_INSERT = (
     "INSERT INTO event_targets (org_key, target_id, target_type, event_rowid) VALUES (?, ?, ?, ?)"
@@ -35,16 +35,22 @@ def fts_text(event: Event) -> str:
 
 
 def event_rows(
-    prepared: PreparedEvent, org_key: int, seq: int, rowid: int, received_us: int
+    prepared: PreparedEvent, org_key: int, seq: int, rowid: int, received_us: int, wm_us: int
 ) -> tuple[EventRow, list[EventRow], EventRow]:
-    """The events row, the event_targets rows and the full-text row of one event."""
+    """The events row, the event_targets rows and the full-text row of one event.
+
+    ``wm_us`` is the org's latest event time before this one; the row keeps the larger of it
+    and its own time (see ``SQLiteStore._search_text``).
+    """
     event = prepared.event
+    time_us = to_micros(event.time)
     row = (
         rowid,
         org_key,
         seq,
         bytes.fromhex(event.id.replace("-", "")),
-        to_micros(event.time),
+        time_us,
+        max(wm_us, time_us),
         received_us,
         event.app_id,
         event.actor.id,
@@ -64,7 +70,9 @@ def fts_match(terms: tuple[str, ...]) -> str:
     return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
-def _criteria_sql(criteria: Criteria, org_key: int) -> tuple[list[str], list[Any]]:
+def _criteria_sql(
+    criteria: Criteria, org_key: int, *, walk_ips: bool = False
+) -> tuple[list[str], list[Any]]:
     sql: list[str] = []
     params: list[Any] = []
 
@@ -81,7 +89,8 @@ def _criteria_sql(criteria: Criteria, org_key: int) -> tuple[list[str], list[Any
         ranges = []
         for network in criteria.source_ips:
             lo, hi = network_range(network)
-            ranges.append("e.ip BETWEEN ? AND ?")
+            # "+e.ip" keeps SQLite off the IP index: see SQLiteStore._ips_are_dense.
+            ranges.append("+e.ip BETWEEN ? AND ?" if walk_ips else "e.ip BETWEEN ? AND ?")
             params.extend((lo, hi))
         sql.append("(" + " OR ".join(ranges) + ")")
     if criteria.targets:
@@ -103,13 +112,25 @@ def _criteria_sql(criteria: Criteria, org_key: int) -> tuple[list[str], list[Any
     return sql, params
 
 
-def where_clause(org_key: int, query: SearchQuery, *, with_position: bool) -> tuple[str, list[Any]]:
-    """The WHERE clause (without the keyword) and its parameters for ``query``."""
+def where_clause(
+    org_key: int,
+    query: SearchQuery,
+    *,
+    with_position: bool,
+    walk_ips: bool = False,
+    with_text: bool = True,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (without the keyword) and its parameters for ``query``.
+
+    ``walk_ips`` writes IP conditions so SQLite does not use the IP index; ``with_text``
+    False leaves the free-text condition to the caller.
+    """
     sql = ["e.org_key = ?"]
     params: list[Any] = [org_key]
-    inc_sql, inc_params = _criteria_sql(query.include, org_key)
-    sql += inc_sql
-    params += inc_params
+    for criteria in (query.include, *query.also):
+        inc_sql, inc_params = _criteria_sql(criteria, org_key, walk_ips=walk_ips)
+        sql += inc_sql
+        params += inc_params
     if query.exclude:
         exc_sql, exc_params = _criteria_sql(query.exclude, org_key)
         # COALESCE: a NULL column (no app, no IP) matches no excluded value, so it stays.
@@ -124,7 +145,7 @@ def where_clause(org_key: int, query: SearchQuery, *, with_position: bool) -> tu
     if query.until is not None:
         sql.append("e.time_us < ?")
         params.append(to_micros(query.until))
-    if query.text:
+    if query.text and with_text:
         sql.append("e.rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
         params.append(fts_match(query.text))
     if with_position and query.after is not None:

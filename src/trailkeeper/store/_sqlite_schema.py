@@ -15,7 +15,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE TABLE orgs (
             org_key INTEGER PRIMARY KEY,
             org_id  TEXT NOT NULL UNIQUE,
-            size    INTEGER NOT NULL DEFAULT 0  -- the log's length: the next seq
+            size    INTEGER NOT NULL DEFAULT 0,  -- the log's length: the next seq
+            max_time_us INTEGER                  -- the latest event time in the log
         );
         -- rowid order equals seq order within an org (rows are inserted in seq order with
         -- increasing rowids), so every index below is also ordered by seq within a time.
@@ -25,6 +26,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             seq         INTEGER NOT NULL,
             id          BLOB NOT NULL,        -- the UUID's 16 bytes
             time_us     INTEGER NOT NULL,     -- µs since the Unix epoch, UTC
+            wm_us       INTEGER NOT NULL,     -- watermark: max time_us of the org's rows so far
             received_us INTEGER NOT NULL,
             app_id      TEXT,
             actor_id    TEXT NOT NULL,
@@ -41,7 +43,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX events_operation ON events (org_key, operation, time_us);
         CREATE INDEX events_actor ON events (org_key, actor_id, time_us);
         CREATE INDEX events_app ON events (org_key, app_id, time_us);
-        CREATE INDEX events_ip ON events (org_key, ip) WHERE ip IS NOT NULL;
+        CREATE INDEX events_ip ON events (org_key, ip, time_us) WHERE ip IS NOT NULL;
         CREATE INDEX events_request ON events (org_key, request_id) WHERE request_id IS NOT NULL;
         CREATE TABLE event_targets (
             org_key     INTEGER NOT NULL,
@@ -55,6 +57,24 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE VIRTUAL TABLE events_fts USING fts5 (
             text, content='', tokenize='unicode61 remove_diacritics 2'
         );
+        """,
+    ),
+    (
+        2,
+        "API keys",
+        """
+        CREATE TABLE api_keys (
+            id            TEXT PRIMARY KEY,
+            org_id        TEXT NOT NULL,
+            name          TEXT NOT NULL,
+            scopes        TEXT NOT NULL,      -- JSON array
+            apps          TEXT NOT NULL,      -- JSON array; empty: every app
+            created_us    INTEGER NOT NULL,
+            expires_us    INTEGER,
+            revoked_us    INTEGER,
+            secret_hash   BLOB NOT NULL       -- SHA-256 of the secret; the secret is not kept
+        );
+        CREATE INDEX api_keys_org ON api_keys (org_id);
         """,
     ),
 )

@@ -1,0 +1,253 @@
+"""A typed Python client of the HTTP API, on httpx: ``Client`` and ``AsyncClient``.
+
+from trailkeeper import Client
+
+with Client("http://127.0.0.1:8000", key="tk_...") as tk:
+    tk.record("model.create", actor="ana", targets=[{"type": "model", "id": "m1"}])
+    for event in tk.events.list(operation="model.*", success=False):
+        print(event["time"], event["actor"]["id"])
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+Event = dict[str, Any]
+
+
+class TrailkeeperError(Exception):
+    """The server refused a request; carries its RFC 9457 problem details.
+
+    Attributes:
+        status: the HTTP status. code: the machine-readable code (``invalid_events``, ...).
+        detail: the server's sentence. errors: per-field errors (``index``, ``field``, ``message``).
+    """
+
+    def __init__(self, status: int, code: str, detail: str, errors: list[dict[str, Any]]) -> None:
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.errors = errors
+        super().__init__(f"{status} {code}: {detail}")
+
+
+class AuthenticationError(TrailkeeperError):
+    """401 or 403: the key is missing, invalid, expired, revoked or lacks a scope."""
+
+
+class ValidationError(TrailkeeperError):
+    """422 (invalid events) or 400 (invalid query, filter or cursor)."""
+
+
+class ConflictError(TrailkeeperError):
+    """409: an event id is already stored with other content."""
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    status = response.status_code
+    cls: type[TrailkeeperError] = TrailkeeperError
+    if status in (401, 403):
+        cls = AuthenticationError
+    elif status in (400, 422):
+        cls = ValidationError
+    elif status == 409:
+        cls = ConflictError
+    raise cls(
+        status,
+        str(body.get("code", "http_error")),
+        str(body.get("detail", response.text[:500])),
+        list(body.get("errors", [])),
+    )
+
+
+def _event(operation: str, fields: Mapping[str, Any]) -> Event:
+    event = {k: v for k, v in fields.items() if v is not None}
+    event["operation"] = operation
+    return event
+
+
+def _params(filters: Mapping[str, Any]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for name, value in filters.items():
+        if value is None:
+            continue
+        values = value if isinstance(value, list | tuple) else [value]
+        for v in values:
+            out.append((name, ("true" if v else "false") if isinstance(v, bool) else str(v)))
+    return out
+
+
+class _Events:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def list(self, *, page_size: int = 200, **filters: Any) -> Iterator[Event]:
+        """Every matching event, page after page, fetched lazily as you iterate."""
+        cursor = None
+        while True:
+            params = _params({**filters, "limit": page_size, "cursor": cursor})
+            page = self._client._get("/v1/events", params)
+            yield from page["events"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
+
+    def search(self, q: str, **filters: Any) -> Iterator[Event]:
+        """``list`` with a query-language string."""
+        return self.list(q=q, **filters)
+
+    def get(self, event_id: str) -> Event:
+        result: Event = self._client._get(f"/v1/events/{event_id}", [])
+        return result
+
+    def export(self, format: str = "jsonl", **filters: Any) -> Iterator[bytes]:  # noqa: A002
+        """The export stream (CSV or JSON Lines), in chunks, in seq order."""
+        params = _params({**filters, "format": format})
+        with self._client._http.stream("GET", "/v1/events/export", params=params) as response:
+            if response.status_code >= 400:
+                response.read()
+                _raise_for(response)
+            yield from response.iter_bytes()
+
+
+class Client:
+    """A blocking client. ``key`` is an API key's secret."""
+
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=timeout,
+            transport=transport,
+        )
+        self.events = _Events(self)
+
+    def record(self, operation: str, **fields: Any) -> dict[str, Any]:
+        """Record one event now; returns ``{"id", "seq", "duplicate"}``."""
+        result = self.record_many([_event(operation, fields)])
+        entry: dict[str, Any] = result["events"][0]
+        return entry
+
+    def record_many(self, events: Sequence[Event]) -> dict[str, Any]:
+        """Record up to 1,000 events, all or nothing."""
+        response = self._http.post("/v1/events", json={"events": list(events)})
+        _raise_for(response)
+        result: dict[str, Any] = response.json()
+        return result
+
+    def operations(self) -> list[dict[str, Any]]:
+        ops: list[dict[str, Any]] = self._get("/v1/operations", [])["operations"]
+        return ops
+
+    def _get(self, path: str, params: list[tuple[str, str]]) -> Any:
+        response = self._http.get(path, params=params)
+        _raise_for(response)
+        return response.json()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _AsyncEvents:
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def list(self, *, page_size: int = 200, **filters: Any) -> AsyncIterator[Event]:
+        cursor = None
+        while True:
+            params = _params({**filters, "limit": page_size, "cursor": cursor})
+            page = await self._client._get("/v1/events", params)
+            for event in page["events"]:
+                yield event
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
+
+    def search(self, q: str, **filters: Any) -> AsyncIterator[Event]:
+        return self.list(q=q, **filters)
+
+    async def get(self, event_id: str) -> Event:
+        result: Event = await self._client._get(f"/v1/events/{event_id}", [])
+        return result
+
+    async def export(self, format: str = "jsonl", **filters: Any) -> AsyncIterator[bytes]:  # noqa: A002
+        params = _params({**filters, "format": format})
+        async with self._client._http.stream("GET", "/v1/events/export", params=params) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                _raise_for(response)
+            async for chunk in response.aiter_bytes():
+                yield chunk
+
+
+class AsyncClient:
+    """The asyncio twin of ``Client``."""
+
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=timeout,
+            transport=transport,
+        )
+        self.events = _AsyncEvents(self)
+
+    async def record(self, operation: str, **fields: Any) -> dict[str, Any]:
+        result = await self.record_many([_event(operation, fields)])
+        entry: dict[str, Any] = result["events"][0]
+        return entry
+
+    async def record_many(self, events: Sequence[Event]) -> dict[str, Any]:
+        response = await self._http.post("/v1/events", json={"events": list(events)})
+        _raise_for(response)
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def operations(self) -> list[dict[str, Any]]:
+        ops: list[dict[str, Any]] = (await self._get("/v1/operations", []))["operations"]
+        return ops
+
+    async def _get(self, path: str, params: list[tuple[str, str]]) -> Any:
+        response = await self._http.get(path, params=params)
+        _raise_for(response)
+        return response.json()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,101 @@
+"""The ASGI application: routes, error handlers and request metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from ..service import AuditService
+from . import _schemas as schemas
+from ._metrics import Metrics
+from ._problems import Problem
+from ._routes import json, router
+
+
+class _MetricsMiddleware:
+    """Counts requests and times them per route template (pure ASGI: keeps contextvars)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send=capture)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.metrics.observe(path, time.perf_counter() - started)
+            self.metrics.inc(
+                "trailkeeper_http_requests_total",
+                route=path,
+                status=str(status),
+                method=scope["method"],
+            )
+
+
+def create_app(service: AuditService) -> FastAPI:
+    """The API over ``service``; the caller owns the service and closes it."""
+    app = FastAPI(
+        title="Trailkeeper",
+        version=__version__,
+        description="A tamper-evident, searchable audit log. Errors are RFC 9457 problems.",
+    )
+    metrics = Metrics()
+    app.state.service = service
+    app.state.metrics = metrics
+    app.include_router(router)
+
+    @app.exception_handler(Problem)
+    async def problem(_: Request, exc: Problem) -> Response:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]),
+                "message": e["msg"],
+            }
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return Problem(400, "invalid_request", detail, errors=errors).response()
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return Problem(exc.status_code, code, str(exc.detail)).response()
+
+    @app.get("/healthz", responses={200: schemas.json_response(schemas.HEALTH, "Up")})
+    async def healthz() -> Response:
+        return json({"status": "ok"})
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus() -> Response:
+        extra: dict[str, Any] = {"trailkeeper_read_audit_failures": service.read_audit_failures}
+        return PlainTextResponse(
+            metrics.render(extra), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,448 @@
+"""The JSON API under /v1: ingest, search, get, export, catalogue, apps, activity."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+from ..events import EventValidationError, StoredEvent
+from ..keys import ApiKey, AuthError
+from ..service import AuditService, QueryError
+from ..store import ConflictError
+from . import _schemas as schemas
+from ._params import FILTER_PARAMS, PAGE_PARAMS, filters_from, multi_params, page_from
+from ._problems import PROBLEM_SCHEMA, Problem
+
+MAX_BODY = 5 * 1024 * 1024
+MAX_EVENTS = 1000
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: PROBLEM_SCHEMA for status in (400, 401, 403, 404, 409, 413, 415, 422)
+}
+
+router = APIRouter(prefix="/v1")
+
+
+def json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def service_of(request: Request) -> AuditService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, secret = header.partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" else None
+
+
+async def authorize(request: Request, scope: str) -> ApiKey:
+    try:
+        return await run_in_threadpool(service_of(request).authenticate, bearer(request), scope)
+    except AuthError as exc:
+        headers = {"WWW-Authenticate": 'Bearer realm="trailkeeper"'} if exc.status == 401 else {}
+        raise Problem(exc.status, exc.code, exc.message, headers=headers) from None
+
+
+def _query_error(exc: QueryError) -> Problem:
+    return Problem(
+        400, "invalid_query", str(exc), errors=[{"field": exc.field, "message": exc.message}]
+    )
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    responses={
+        202: schemas.json_response(schemas.INGESTED, "Stored (or already stored)"),
+        **_ERRORS,
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["events"],
+                        "properties": {
+                            "events": {
+                                "type": "array",
+                                "maxItems": MAX_EVENTS,
+                                "items": {"type": "object"},
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def ingest(request: Request) -> Response:
+    """Ingest up to 1,000 events (5 MiB), all or nothing. The org comes from the key."""
+    key = await authorize(request, "events:write")
+    body = await _read_body(request)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
+        raise Problem(
+            422,
+            "invalid_body",
+            'the body must be a JSON object {"events": [event, ...]}',
+            errors=[{"field": "events", "message": "must be an array of events"}],
+        )
+    extra = sorted(set(payload) - {"events"})
+    if extra:
+        raise Problem(
+            422,
+            "invalid_body",
+            f"unknown field(s) {extra}; the body has only 'events'",
+            errors=[{"field": f, "message": "is not a field of the body"} for f in extra],
+        )
+    events = payload["events"]
+    if not events:
+        raise Problem(
+            422,
+            "invalid_body",
+            "events is empty",
+            errors=[{"field": "events", "message": "is empty"}],
+        )
+    if len(events) > MAX_EVENTS:
+        raise Problem(
+            422,
+            "too_many_events",
+            f"{len(events):,} events in one request; the limit is {MAX_EVENTS:,}",
+            errors=[{"field": "events", "message": f"has more than {MAX_EVENTS} events"}],
+        )
+    service = service_of(request)
+    metrics = request.app.state.metrics
+    try:
+        result = await run_in_threadpool(service.ingest, key.org_id, events)
+    except EventValidationError as exc:
+        metrics.inc("trailkeeper_ingest_rejected_total", len(events))
+        raise Problem(
+            422,
+            "invalid_events",
+            f"{len({e.index for e in exc.errors})} event(s) are invalid; nothing was stored",
+            errors=[e.to_dict() for e in exc.errors],
+        ) from None
+    except ConflictError as exc:
+        raise Problem(
+            409,
+            "id_conflict",
+            f"{exc}; nothing was stored",
+            errors=[
+                {"index": i, "field": "id", "message": f"{event_id} is stored with other content"}
+                for i, event_id in exc.conflicts
+            ],
+        ) from None
+    except QueryError as exc:
+        raise _query_error(exc) from None
+    metrics.inc("trailkeeper_ingested_events_total", result.accepted)
+    metrics.inc("trailkeeper_duplicate_events_total", result.duplicates)
+    return json(
+        {
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "events": [{"id": e.id, "seq": e.seq, "duplicate": e.duplicate} for e in result.events],
+        },
+        202,
+    )
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY:
+        raise Problem(413, "body_too_large", f"the body is over {MAX_BODY // 1024 // 1024} MiB")
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media not in ("application/json", ""):
+        raise Problem(415, "unsupported_media_type", "send the events as application/json")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise Problem(413, "body_too_large", f"the body is over {MAX_BODY // 1024 // 1024} MiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _page(service: AuditService, key: ApiKey, values: dict[str, Any]) -> dict[str, Any]:
+    filters = filters_from(values, allowed=set(FILTER_PARAMS) | set(PAGE_PARAMS))
+    order, limit, cursor = page_from(values)
+    try:
+        page = service.search(
+            key.org_id,
+            service.limit_to_key(filters, key),
+            order=order,
+            limit=limit,
+            cursor=cursor,  # type: ignore[arg-type]
+        )
+    except QueryError as exc:
+        raise _query_error(exc) from None
+    service.record_read(key, "audit_log.search", _describe(values))
+    return {"events": [e.to_dict() for e in page.events], "next_cursor": page.next_cursor}
+
+
+def _describe(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k != "cursor"}
+
+
+_FILTER_DOC = {
+    "operation": "Operation name or resource.* pattern; repeatable (OR).",
+    "actor": "Actor id; repeatable.",
+    "target": "type:id or a bare id; repeatable.",
+    "app": "App id; repeatable.",
+    "source_ip": "IP address or CIDR network; repeatable.",
+    "request_id": "Request id; repeatable.",
+}
+
+
+@router.get(
+    "/events",
+    responses={200: schemas.json_response(schemas.PAGE, "One page of events"), **_ERRORS},
+)
+async def search(
+    request: Request,
+    operation: list[str] = Query(default=[], description=_FILTER_DOC["operation"]),  # noqa: B008
+    actor: list[str] = Query(default=[], description=_FILTER_DOC["actor"]),  # noqa: B008
+    target: list[str] = Query(default=[], description=_FILTER_DOC["target"]),  # noqa: B008
+    app: list[str] = Query(default=[], description=_FILTER_DOC["app"]),  # noqa: B008
+    source_ip: list[str] = Query(default=[], description=_FILTER_DOC["source_ip"]),  # noqa: B008
+    request_id: list[str] = Query(default=[], description=_FILTER_DOC["request_id"]),  # noqa: B008
+    success: bool | None = Query(default=None),
+    since: str | None = Query(default=None, description="RFC 3339, inclusive"),
+    until: str | None = Query(default=None, description="RFC 3339, exclusive"),
+    q: str | None = Query(default=None, description="The query language; see docs/api.md"),
+    order: str = Query(default="desc", pattern="^(desc|asc)$"),
+    limit: int = Query(default=50),
+    cursor: str | None = Query(default=None),
+) -> Response:
+    """Search the key's org: filters combine with AND, values of one filter with OR."""
+    key = await authorize(request, "events:read")
+    values = multi_params(list(request.query_params.multi_items()))
+    return json(await run_in_threadpool(_page, service_of(request), key, values))
+
+
+@router.post(
+    "/events/search",
+    responses={200: schemas.json_response(schemas.PAGE, "One page of events"), **_ERRORS},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def search_post(request: Request) -> Response:
+    """The same search with the filters as a JSON object (for long lists)."""
+    key = await authorize(request, "events:read")
+    try:
+        values = orjson.loads(await _read_body(request))
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(values, dict):
+        raise Problem(400, "invalid_query", "the body must be a JSON object of filters")
+    return json(await run_in_threadpool(_page, service_of(request), key, values))
+
+
+EXPORT_COLUMNS = [
+    "seq", "id", "time", "app_id", "actor_id", "actor_type", "actor_name", "operation",
+    "description", "targets", "success", "error_code", "error_message", "source_ip",
+    "user_agent", "request_id", "details", "leaf_hash",
+]  # fmt: skip
+
+
+def csv_row(stored: StoredEvent) -> list[Any]:
+    e = stored.event
+    return [
+        stored.seq, e.id, stored.to_dict()["time"], e.app_id or "", e.actor.id, e.actor.type,
+        e.actor.name or "", e.operation, e.description,
+        ";".join(f"{t.type}:{t.id}" for t in e.targets), "true" if e.success else "false",
+        e.error.code if e.error else "", e.error.message if e.error else "",
+        e.source_ip or "", e.user_agent or "", e.request_id or "", " | ".join(e.details),
+        stored.leaf_hash.hex(),
+    ]  # fmt: skip
+
+
+def _export_lines(events: Iterator[StoredEvent], fmt: str) -> Iterator[bytes]:
+    if fmt == "jsonl":
+        for stored in events:
+            yield orjson.dumps(stored.to_dict()) + b"\n"
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    count = 0
+    for stored in events:
+        writer.writerow(csv_row(stored))
+        count += 1
+        if count % 200 == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+@router.get(
+    "/events/export",
+    responses={
+        200: {
+            "description": "Every matching event in seq order",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        },
+        **_ERRORS,
+    },
+)
+async def export(
+    request: Request,
+    format: str = Query(default="jsonl", pattern="^(csv|jsonl)$"),  # noqa: A002
+    operation: list[str] = Query(default=[]),  # noqa: B008
+    actor: list[str] = Query(default=[]),  # noqa: B008
+    target: list[str] = Query(default=[]),  # noqa: B008
+    app: list[str] = Query(default=[]),  # noqa: B008
+    source_ip: list[str] = Query(default=[]),  # noqa: B008
+    request_id: list[str] = Query(default=[]),  # noqa: B008
+    success: bool | None = Query(default=None),
+    since: str | None = Query(default=None),
+    until: str | None = Query(default=None),
+    q: str | None = Query(default=None),
+) -> Response:
+    """Every matching event in seq order, streamed (constant memory at any size)."""
+    key = await authorize(request, "events:read")
+    values = multi_params(list(request.query_params.multi_items()))
+    values.pop("format", None)
+    service = service_of(request)
+    filters = service.limit_to_key(filters_from(values, allowed=set(FILTER_PARAMS)), key)
+    try:
+        events = await run_in_threadpool(service.scan, key.org_id, filters)
+        first = await run_in_threadpool(next, events, None)  # surfaces bad filters as a 400
+    except QueryError as exc:
+        raise _query_error(exc) from None
+    service.record_read(key, "audit_log.export", {**values, "format": format})
+
+    def chained() -> Iterator[StoredEvent]:
+        if first is not None:
+            yield first
+            yield from events
+
+    media = "text/csv" if format == "csv" else "application/x-ndjson"
+    name = f"trailkeeper-{key.org_id}.{format}"
+    return StreamingResponse(
+        iterate_in_threadpool(_export_lines(chained(), format)),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get(
+    "/events/{event_id}",
+    responses={200: schemas.json_response(schemas.EVENT, "The event"), **_ERRORS},
+)
+async def get_event(request: Request, event_id: str) -> Response:
+    """One event of the key's org by id."""
+    key = await authorize(request, "events:read")
+    service = service_of(request)
+    stored = await run_in_threadpool(service.get, key.org_id, event_id)
+    if stored is None or (key.apps and stored.event.app_id not in key.apps):
+        raise Problem(404, "not_found", f"no event {event_id!r} in this org")
+    service.record_read(key, "audit_log.search", {"id": event_id})
+    return json(stored.to_dict())
+
+
+@router.get(
+    "/operations", responses={200: schemas.json_response(schemas.OPERATIONS, "The catalogue")}
+)
+async def operations(request: Request) -> Response:
+    """The operation catalogue, with Clarifai's EventType for each that has one."""
+    ops = []
+    for op in service_of(request).catalogue:
+        clarifai = (
+            {
+                "name": op.clarifai.name,
+                "number": op.clarifai.number,
+                "description": op.clarifai.description,
+            }
+            if op.clarifai
+            else None
+        )
+        ops.append(
+            {
+                "name": op.name,
+                "description": op.description,
+                "resource": op.resource,
+                "target_types": list(op.target_types),
+                "clarifai": clarifai,
+            }
+        )
+    return json({"operations": ops})
+
+
+@router.get("/apps", responses={200: schemas.json_response(schemas.APPS, "Apps"), **_ERRORS})
+async def apps(request: Request) -> Response:
+    """Apps seen in the key's org, with event counts and last activity."""
+    key = await authorize(request, "events:read")
+    found = await run_in_threadpool(service_of(request).apps, key.org_id)
+    visible = [a for a in found if not key.apps or a.app_id in key.apps]
+    return json(
+        {
+            "apps": [
+                {"app_id": a.app_id, "events": a.events, "last_activity": a.last_time.isoformat()}
+                for a in visible
+            ]
+        }
+    )
+
+
+@router.get(
+    "/stats/activity",
+    responses={200: schemas.json_response(schemas.ACTIVITY, "Counts per bucket"), **_ERRORS},
+)
+async def activity(
+    request: Request,
+    bucket: str = Query(default="hour", pattern="^(hour|day)$"),
+    operation: list[str] = Query(default=[]),  # noqa: B008
+    actor: list[str] = Query(default=[]),  # noqa: B008
+    target: list[str] = Query(default=[]),  # noqa: B008
+    app: list[str] = Query(default=[]),  # noqa: B008
+    source_ip: list[str] = Query(default=[]),  # noqa: B008
+    request_id: list[str] = Query(default=[]),  # noqa: B008
+    success: bool | None = Query(default=None),
+    since: str | None = Query(default=None),
+    until: str | None = Query(default=None),
+    q: str | None = Query(default=None),
+) -> Response:
+    """Event and failure counts per hour or day, for charts."""
+    key = await authorize(request, "events:read")
+    values = multi_params(list(request.query_params.multi_items()))
+    values.pop("bucket", None)
+    service = service_of(request)
+    filters = service.limit_to_key(filters_from(values, allowed=set(FILTER_PARAMS)), key)
+    try:
+        buckets = await run_in_threadpool(
+            lambda: service.activity(key.org_id, filters, bucket=bucket)
+        )
+    except QueryError as exc:
+        raise _query_error(exc) from None
+    return json(
+        {
+            "bucket": bucket,
+            "buckets": [
+                {"start": b.start.isoformat(), "events": b.events, "failures": b.failures}
+                for b in buckets
+            ],
+        }
+    )
