@@ -74,3 +74,37 @@ def make_event() -> Callable[..., dict[str, Any]]:
         return event
 
     return make
+
+
+class ASGIClient:
+    """A blocking HTTP client over an ASGI app in-process (httpx's ASGI transport is async)."""
+
+    def __init__(self, app: Any, headers: dict[str, str] | None = None) -> None:
+        import asyncio
+
+        import httpx
+
+        self._loop = asyncio.new_event_loop()
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://trailkeeper.test",
+            headers=headers,
+        )
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        async def call() -> Any:
+            response = await self._client.request(method, url, **kwargs)
+            await response.aread()
+            return response
+
+        return self._loop.run_until_complete(call())
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        return self.request("POST", url, **kwargs)
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._client.aclose())
+        self._loop.close()

@@ -6,19 +6,22 @@ import argparse
 import csv
 import io
 import sys
+import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
 from .config import DEFAULT_DATABASE_URL, ConfigError, Settings
 from .events import EventValidationError, StoredEvent
 from .filters import Filters, Match
+from .keys import SCOPES
+from .query import QuerySyntaxError, parse_query
 from .service import AuditService, QueryError
 from .store import ConflictError
 
 #: Every subcommand; tests/test_docs.py checks that docs/cli.md documents each.
-COMMANDS = ("demo", "ingest", "search", "operations")
+COMMANDS = ("serve", "demo", "keys", "ingest", "search", "tail", "export", "operations")
 
 
 def _service(args: argparse.Namespace) -> AuditService:
@@ -99,7 +102,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"\n{org}: {service.size(org)} events, {len(failures)} failed; newest 10:\n")
             _print_table(page.events)
         print(f"\nThe log is in {args.db or Settings.from_env().database_url}. Try:")
-        print("  trailkeeper search --org acme --operation 'model.*' --failed")
+        print("  trailkeeper search --org acme 'operation:model.* status:failure'")
+        if args.no_serve:
+            return 0
+        _, secret = service.create_key("acme", ["events:read"], name="demo reader")
+        import uvicorn
+
+        from .server import create_app
+
+        base = f"http://{args.host}:{args.port}"
+        print(f"\nServing the API on {base} (docs: {base}/docs); Ctrl-C stops it.")
+        print("A read key for org acme (the secret is shown once):")
+        print(f"  curl -H 'Authorization: Bearer {secret}' '{base}/v1/events?limit=5'")
+        sys.stdout.flush()
+        uvicorn.run(create_app(service), host=args.host, port=args.port, log_level="warning")
     return 0
 
 
@@ -138,9 +154,100 @@ def cmd_search(args: argparse.Namespace) -> int:
     success = True if args.succeeded else False if args.failed else None
     text = tuple(args.text or ())
     filters = Filters(match=match, success=success, since=args.since, until=args.until, text=text)
+    if args.query:
+        filters = filters.combine(parse_query(args.query))
     with _service(args) as service:
         page = service.search(args.org, filters, order=args.order, limit=args.limit)
         _write(page.events, args.format)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .server import create_app
+
+    with _service(args) as service:
+        print(f"Trailkeeper on http://{args.host}:{args.port} (API docs at /docs)", flush=True)
+        uvicorn.run(create_app(service), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _duration(value: str) -> timedelta:
+    import re
+
+    match = re.fullmatch(r"(\d{1,5})([hdw])", value)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{value!r}: write a duration like 12h, 90d or 8w")
+    unit = {"h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    with _service(args) as service:
+        if args.action == "create":
+            key, secret = service.create_key(
+                args.org, args.scope, apps=args.app, name=args.name, expires_in=args.expires
+            )
+            expiry = key.expires_at.isoformat() if key.expires_at else "never"
+            print(
+                f"key {key.id} for org {key.org_id}: scopes {', '.join(key.scopes)}; expires {expiry}"
+            )
+            print("the secret is shown once; keep it safe:")
+            print(secret)
+        elif args.action == "list":
+            for key in service.list_keys(args.org):
+                state = "revoked" if key.revoked_at else "active"
+                apps = ",".join(key.apps) or "all apps"
+                print(f"{key.id}  {state:8} {','.join(key.scopes):28} {apps:20} {key.name}")
+        else:
+            key = service.revoke_key(args.org, args.key_id)
+            print(f"revoked {key.id}")
+    return 0
+
+
+def _filters(args: argparse.Namespace) -> Filters:
+    return parse_query(args.query) if args.query else Filters()
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    with _service(args) as service:
+        filters = _filters(args)
+        after = service.size(args.org) - 1 - args.last
+        while True:
+            for stored in service.scan(args.org, filters, after_seq=after):
+                _write([stored], args.format if args.format != "table" else "jsonl")
+                sys.stdout.flush()
+                after = stored.seq
+            if args.once:
+                return 0
+            time.sleep(args.interval)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import encode
+
+    with _service(args) as service:
+        total = service.size(args.org)
+        events = service.scan(args.org, _filters(args))
+        out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
+        written = 0
+
+        def counted() -> Iterable[StoredEvent]:
+            nonlocal written
+            for stored in events:
+                written += 1
+                yield stored
+
+        with out:
+            for chunk in encode(counted(), args.format):
+                out.write(chunk)
+                if args.output != "-" and total:
+                    done = min(written, total)
+                    bar = "#" * (30 * done // total)
+                    print(f"\r[{bar:30}] {done:,} events", end="", file=sys.stderr, flush=True)
+        if args.output != "-":
+            print(f"\nexported {written:,} events to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -167,7 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return p
 
-    demo = with_db(sub.add_parser("demo", help="load a week of demo activity and show it"))
+    demo = with_db(sub.add_parser("demo", help="load a week of demo activity and serve it"))
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--no-serve", action="store_true", help="load and show, then stop")
     demo.set_defaults(func=cmd_demo)
 
     ingest = with_db(sub.add_parser("ingest", help="ingest events from a JSON Lines file"))
@@ -178,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = with_db(sub.add_parser("search", help="search one org's log"))
     search.add_argument("--org", required=True)
+    search.add_argument(
+        "query", nargs="?", help="the query language, e.g. 'operation:model.* since:7d'"
+    )
     for flag, dest, helptext in (
         ("--operation", "operation", "name or resource.* pattern"),
         ("--actor", "actor", "actor id"),
@@ -200,6 +313,45 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--format", choices=["table", "json", "jsonl", "csv"], default="table")
     search.set_defaults(func=cmd_search)
 
+    serve = with_db(sub.add_parser("serve", help="run the HTTP API"))
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser("create", help="make a key; prints its secret last")
+    create.add_argument("--org", required=True)
+    create.add_argument("--scope", action="append", required=True, choices=list(SCOPES))
+    create.add_argument("--app", action="append", default=[], help="limit a read key to apps")
+    create.add_argument("--name", default="")
+    create.add_argument("--expires", type=_duration, help="e.g. 90d, 12h, 8w (default: never)")
+    listing = key_actions.add_parser("list", help="the org's keys")
+    listing.add_argument("--org", required=True)
+    revoke = key_actions.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("--org", required=True)
+    revoke.add_argument("key_id")
+    for p in (create, listing, revoke):
+        with_db(p)
+    keys.set_defaults(func=cmd_keys)
+
+    tail = with_db(sub.add_parser("tail", help="follow new events in seq order"))
+    tail.add_argument("--org", required=True)
+    tail.add_argument("query", nargs="?", help="the query language")
+    tail.add_argument("--last", type=int, default=10, help="start with the last N events")
+    tail.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    tail.add_argument("--format", choices=["jsonl", "csv", "json"], default="jsonl")
+    tail.add_argument("--once", action="store_true", help="print what is there and stop")
+    tail.set_defaults(func=cmd_tail)
+
+    export = with_db(sub.add_parser("export", help="export an org's events in seq order"))
+    export.add_argument("--org", required=True)
+    export.add_argument("query", nargs="?", help="the query language")
+    export.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
+    export.add_argument("--output", default="-", help="a file, or - for standard output")
+    export.set_defaults(func=cmd_export)
+
     ops = sub.add_parser("operations", help="list the operation catalogue")
     ops.set_defaults(func=cmd_operations)
     return parser
@@ -209,7 +361,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (EventValidationError, QueryError, ConflictError, ConfigError, ValueError) as exc:
+    except (
+        EventValidationError,
+        QueryError,
+        QuerySyntaxError,
+        ConflictError,
+        ConfigError,
+        KeyError,
+        ValueError,
+    ) as exc:
         print(f"trailkeeper: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -77,8 +77,11 @@ def _event(operation: str, fields: Mapping[str, Any]) -> Event:
     return event
 
 
-def _params(filters: Mapping[str, Any]) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
+Params = list[tuple[str, str | int | float | bool | None]]
+
+
+def _params(filters: Mapping[str, Any]) -> Params:
+    out: Params = []
     for name, value in filters.items():
         if value is None:
             continue
@@ -111,7 +114,7 @@ class _Events:
         result: Event = self._client._get(f"/v1/events/{event_id}", [])
         return result
 
-    def export(self, format: str = "jsonl", **filters: Any) -> Iterator[bytes]:  # noqa: A002
+    def export(self, format: str = "jsonl", **filters: Any) -> Iterator[bytes]:
         """The export stream (CSV or JSON Lines), in chunks, in seq order."""
         params = _params({**filters, "format": format})
         with self._client._http.stream("GET", "/v1/events/export", params=params) as response:
@@ -157,7 +160,7 @@ class Client:
         ops: list[dict[str, Any]] = self._get("/v1/operations", [])["operations"]
         return ops
 
-    def _get(self, path: str, params: list[tuple[str, str]]) -> Any:
+    def _get(self, path: str, params: Params) -> Any:
         response = self._http.get(path, params=params)
         _raise_for(response)
         return response.json()
@@ -194,7 +197,7 @@ class _AsyncEvents:
         result: Event = await self._client._get(f"/v1/events/{event_id}", [])
         return result
 
-    async def export(self, format: str = "jsonl", **filters: Any) -> AsyncIterator[bytes]:  # noqa: A002
+    async def export(self, format: str = "jsonl", **filters: Any) -> AsyncIterator[bytes]:
         params = _params({**filters, "format": format})
         async with self._client._http.stream("GET", "/v1/events/export", params=params) as response:
             if response.status_code >= 400:
@@ -238,7 +241,7 @@ class AsyncClient:
         ops: list[dict[str, Any]] = (await self._get("/v1/operations", []))["operations"]
         return ops
 
-    async def _get(self, path: str, params: list[tuple[str, str]]) -> Any:
+    async def _get(self, path: str, params: Params) -> Any:
         response = await self._http.get(path, params=params)
         _raise_for(response)
         return response.json()

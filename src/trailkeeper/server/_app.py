@@ -40,7 +40,7 @@ class _MetricsMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send=capture)
+            await self.app(scope, receive, capture)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..filters import Filters, Match
 from ..query import QuerySyntaxError, parse_query
+from ..store import Order
 from ._problems import Problem
 
 #: Filter parameters: name → kind. GET takes them as query parameters (repeatable ones may
@@ -108,9 +109,9 @@ def filters_from(values: Mapping[str, Any], *, allowed: set[str]) -> Filters:
     return filters
 
 
-def page_from(values: Mapping[str, Any]) -> tuple[str, int, str | None]:
+def page_from(values: Mapping[str, Any]) -> tuple[Order, int, str | None]:
     order = values.get("order", "desc")
-    if order not in ("desc", "asc"):
+    if order != "desc" and order != "asc":
         raise _bad("order", "must be desc or asc")
     raw_limit = values.get("limit", 50)
     try:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +11,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from ..events import EventValidationError, StoredEvent
+from ..export import MEDIA_TYPES, encode
 from ..keys import ApiKey, AuthError
 from ..service import AuditService, QueryError
 from ..store import ConflictError
@@ -22,9 +21,8 @@ from ._problems import PROBLEM_SCHEMA, Problem
 
 MAX_BODY = 5 * 1024 * 1024
 MAX_EVENTS = 1000
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: PROBLEM_SCHEMA for status in (400, 401, 403, 404, 409, 413, 415, 422)
-}
+_STATUSES = (400, 401, 403, 404, 409, 413, 415, 422)
+_ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys(_STATUSES, PROBLEM_SCHEMA)
 
 router = APIRouter(prefix="/v1")
 
@@ -186,7 +184,7 @@ def _page(service: AuditService, key: ApiKey, values: dict[str, Any]) -> dict[st
             service.limit_to_key(filters, key),
             order=order,
             limit=limit,
-            cursor=cursor,  # type: ignore[arg-type]
+            cursor=cursor,
         )
     except QueryError as exc:
         raise _query_error(exc) from None
@@ -256,44 +254,6 @@ async def search_post(request: Request) -> Response:
     return json(await run_in_threadpool(_page, service_of(request), key, values))
 
 
-EXPORT_COLUMNS = [
-    "seq", "id", "time", "app_id", "actor_id", "actor_type", "actor_name", "operation",
-    "description", "targets", "success", "error_code", "error_message", "source_ip",
-    "user_agent", "request_id", "details", "leaf_hash",
-]  # fmt: skip
-
-
-def csv_row(stored: StoredEvent) -> list[Any]:
-    e = stored.event
-    return [
-        stored.seq, e.id, stored.to_dict()["time"], e.app_id or "", e.actor.id, e.actor.type,
-        e.actor.name or "", e.operation, e.description,
-        ";".join(f"{t.type}:{t.id}" for t in e.targets), "true" if e.success else "false",
-        e.error.code if e.error else "", e.error.message if e.error else "",
-        e.source_ip or "", e.user_agent or "", e.request_id or "", " | ".join(e.details),
-        stored.leaf_hash.hex(),
-    ]  # fmt: skip
-
-
-def _export_lines(events: Iterator[StoredEvent], fmt: str) -> Iterator[bytes]:
-    if fmt == "jsonl":
-        for stored in events:
-            yield orjson.dumps(stored.to_dict()) + b"\n"
-        return
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(EXPORT_COLUMNS)
-    count = 0
-    for stored in events:
-        writer.writerow(csv_row(stored))
-        count += 1
-        if count % 200 == 0:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode()
-
-
 @router.get(
     "/events/export",
     responses={
@@ -309,7 +269,7 @@ def _export_lines(events: Iterator[StoredEvent], fmt: str) -> Iterator[bytes]:
 )
 async def export(
     request: Request,
-    format: str = Query(default="jsonl", pattern="^(csv|jsonl)$"),  # noqa: A002
+    format: str = Query(default="jsonl", pattern="^(csv|jsonl)$"),
     operation: list[str] = Query(default=[]),  # noqa: B008
     actor: list[str] = Query(default=[]),  # noqa: B008
     target: list[str] = Query(default=[]),  # noqa: B008
@@ -339,10 +299,10 @@ async def export(
             yield first
             yield from events
 
-    media = "text/csv" if format == "csv" else "application/x-ndjson"
+    media = MEDIA_TYPES[format]
     name = f"trailkeeper-{key.org_id}.{format}"
     return StreamingResponse(
-        iterate_in_threadpool(_export_lines(chained(), format)),
+        iterate_in_threadpool(encode(chained(), format)),
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

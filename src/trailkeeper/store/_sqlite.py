@@ -7,14 +7,13 @@ requests. Each append runs in its own savepoint, so a conflict in one refuses on
 
 from __future__ import annotations
 
-import heapq
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
 from concurrent.futures import Future
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +31,11 @@ from ._port import (
     StoreClosedError,
 )
 from ._query import SearchQuery
-from ._query import network_range
 from ._sqlite_rows import (
     EVENT_INSERT,
     FTS_INSERT,
     TARGET_INSERT,
     event_rows,
-    fts_match,
     where_clause,
 )
 from ._sqlite_schema import migrate

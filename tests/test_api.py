@@ -1,0 +1,342 @@
+"""The HTTP API in-process (httpx over ASGI): contract, tenancy, scopes and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from conftest import ASGIClient, FakeClock
+
+from trailkeeper.client import AsyncClient, AuthenticationError, ValidationError
+from trailkeeper.server import create_app
+from trailkeeper.service import AuditService
+
+MakeEvent = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def app_service(service: AuditService) -> AuditService:
+    return service
+
+
+@pytest.fixture
+def http(service: AuditService) -> Iterator[Callable[[str | None], ASGIClient]]:
+    app = create_app(service)
+    opened: list[ASGIClient] = []
+
+    def make(secret: str | None) -> ASGIClient:
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        client = ASGIClient(app, headers)
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.close()
+
+
+@pytest.fixture
+def writer(service: AuditService) -> str:
+    return service.create_key("acme", ["events:write"], name="producer")[1]
+
+
+@pytest.fixture
+def reader(service: AuditService) -> str:
+    return service.create_key("acme", ["events:read"], name="analyst")[1]
+
+
+def post(client: ASGIClient, events: list[dict[str, Any]]) -> Any:
+    return client.post("/v1/events", json={"events": events})
+
+
+def test_ingest_then_search_get_and_page(
+    http: Callable[[str | None], ASGIClient], writer: str, reader: str, make_event: MakeEvent
+) -> None:
+    events = [make_event(actor={"id": f"user-{i}"}) for i in range(5)]
+    response = post(http(writer), events)
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 5
+    # seqs 0 and 1 record the creation of the two keys.
+    assert [e["seq"] for e in body["events"]] == [2, 3, 4, 5, 6]
+    read = http(reader)
+    page = read.get("/v1/events", params={"operation": "model.create", "limit": 2}).json()
+    assert len(page["events"]) == 2
+    seen = [e["id"] for e in page["events"]]
+    while page["next_cursor"]:
+        page = read.get(
+            "/v1/events",
+            params={"operation": "model.create", "limit": 2, "cursor": page["next_cursor"]},
+        ).json()
+        seen += [e["id"] for e in page["events"]]
+    assert sorted(seen) == sorted(e["id"] for e in body["events"])
+    one = read.get(f"/v1/events/{seen[0]}")
+    assert one.status_code == 200
+    assert one.json()["id"] == seen[0]
+    posted = read.post("/v1/events/search", json={"actor": ["user-1", "user-2"], "order": "asc"})
+    assert [e["actor"]["id"] for e in posted.json()["events"]] == ["user-1", "user-2"]
+
+
+def test_query_language_and_parameters_combine_with_and(
+    http: Callable[[str | None], ASGIClient], writer: str, reader: str, make_event: MakeEvent
+) -> None:
+    post(
+        http(writer),
+        [
+            make_event(operation="model.create", source_ip="10.1.1.1"),
+            make_event(operation="model.delete", source_ip="10.1.1.2", success=False,
+                       error={"code": "DENIED", "message": "permission denied"}),
+            make_event(operation="workflow.create", source_ip="192.0.2.1"),
+        ],
+    )  # fmt: skip
+    read = http(reader)
+    found = read.get("/v1/events", params={"q": "operation:model.* ip:10.0.0.0/8"}).json()
+    assert sorted(e["operation"] for e in found["events"]) == ["model.create", "model.delete"]
+    narrowed = read.get(
+        "/v1/events", params={"q": "operation:model.*", "operation": "model.delete"}
+    ).json()
+    assert [e["operation"] for e in narrowed["events"]] == ["model.delete"]
+    text = read.get("/v1/events", params={"q": '"permission denied" status:failure'}).json()
+    assert [e["operation"] for e in text["events"]] == ["model.delete"]
+
+
+def test_a_key_never_reads_or_writes_another_org(
+    service: AuditService, http: Callable[[str | None], ASGIClient], make_event: MakeEvent
+) -> None:
+    acme_write = service.create_key("acme", ["events:write"])[1]
+    globex_read = service.create_key("globex", ["events:read"])[1]
+    acme_event = post(http(acme_write), [make_event()]).json()["events"][0]
+    other = http(globex_read)
+    assert other.get(f"/v1/events/{acme_event['id']}").status_code == 404
+    listed = other.get("/v1/events", params={"operation": "model.create"}).json()
+    assert listed["events"] == []
+    export = other.get("/v1/events/export", params={"format": "jsonl", "operation": "model.*"})
+    assert export.text == ""
+    refused = post(http(acme_write), [make_event(org_id="globex")])
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "org_id"
+    assert not [e for e in service.scan("globex") if e.event.operation == "model.create"]
+
+
+def test_a_cursor_from_another_org_reveals_nothing(
+    service: AuditService, http: Callable[[str | None], ASGIClient], make_event: MakeEvent
+) -> None:
+    acme = service.create_key("acme", ["admin"])[1]
+    globex = service.create_key("globex", ["admin"])[1]
+    post(http(acme), [make_event() for _ in range(3)])
+    cursor = http(acme).get("/v1/events", params={"limit": 1}).json()["next_cursor"]
+    page = http(globex).get("/v1/events", params={"limit": 1, "cursor": cursor}).json()
+    assert all(e["org_id"] == "globex" for e in page["events"])
+
+
+def test_an_app_limited_key_sees_only_its_apps(
+    service: AuditService,
+    http: Callable[[str | None], ASGIClient],
+    writer: str,
+    make_event: MakeEvent,
+) -> None:
+    ids = [
+        e["id"]
+        for e in post(http(writer), [make_event(app_id="main"), make_event(app_id="other")]).json()[
+            "events"
+        ]
+    ]
+    limited = http(service.create_key("acme", ["events:read"], apps=["main"])[1])
+    found = limited.get("/v1/events", params={"q": "operation:model.create"}).json()["events"]
+    assert [e["app_id"] for e in found] == ["main"]
+    assert limited.get(f"/v1/events/{ids[1]}").status_code == 404
+    assert [a["app_id"] for a in limited.get("/v1/apps").json()["apps"]] == ["main"]
+    export = limited.get("/v1/events/export", params={"format": "jsonl"}).text.splitlines()
+    assert {json.loads(line)["app_id"] for line in export} == {"main"}
+
+
+def test_every_read_is_recorded_in_the_org(
+    service: AuditService, http: Callable[[str | None], ASGIClient], reader: str
+) -> None:
+    read = http(reader)
+    read.get("/v1/events", params={"q": "actor:ana"})
+    read.get("/v1/events/export", params={"format": "csv"})
+    service.store.close  # noqa: B018 - the records are committed by the writer thread
+    trail: list[dict[str, Any]] = []
+    for _ in range(100):
+        trail = [
+            e.to_dict() for e in service.scan("acme") if e.event.operation.startswith("audit_log.")
+        ]
+        if sum(1 for e in trail if e["operation"] in ("audit_log.search", "audit_log.export")) >= 2:
+            break
+        import time
+
+        time.sleep(0.02)
+    operations = [e["operation"] for e in trail]
+    assert operations[0] == "audit_log.key.create"
+    assert "audit_log.search" in operations
+    assert "audit_log.export" in operations
+    search = next(e for e in trail if e["operation"] == "audit_log.search")
+    assert search["actor"]["type"] == "api_key"
+    assert search["metadata"]["request"] == {"q": "actor:ana"}
+
+
+def test_export_streams_every_match_in_seq_order(
+    http: Callable[[str | None], ASGIClient], writer: str, reader: str, make_event: MakeEvent
+) -> None:
+    post(http(writer), [make_event(details=[f"line {i}"]) for i in range(450)])
+    response = http(reader).get(
+        "/v1/events/export", params={"format": "csv", "operation": "model.create"}
+    )
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) == 450
+    seqs = [int(r["seq"]) for r in rows]
+    assert seqs == sorted(seqs)
+    jsonl = http(reader).get(
+        "/v1/events/export", params={"format": "jsonl", "q": "operation:model.create"}
+    )
+    assert len(jsonl.text.splitlines()) == 450
+
+
+def test_catalogue_apps_activity_health_and_metrics(
+    http: Callable[[str | None], ASGIClient], writer: str, reader: str, make_event: MakeEvent
+) -> None:
+    post(
+        http(writer),
+        [make_event(), make_event(success=False, error={"code": "X"}), make_event(app_id="b")],
+    )
+    read = http(reader)
+    ops = read.get("/v1/operations").json()["operations"]
+    model_create = next(o for o in ops if o["name"] == "model.create")
+    assert model_create["clarifai"] == {
+        "name": "MODEL_CREATE",
+        "number": 300,
+        "description": "Models created",
+    }
+    apps = {a["app_id"]: a["events"] for a in read.get("/v1/apps").json()["apps"]}
+    assert apps == {"main": 2, "b": 1}
+    buckets = read.get(
+        "/v1/stats/activity", params={"bucket": "hour", "operation": "model.create",
+                                      "since": "2026-11-26T00:00:00Z", "until": "2026-11-26T12:00:00Z"}
+    ).json()["buckets"]  # fmt: skip
+    assert buckets == [{"start": "2026-11-26T11:00:00+00:00", "events": 3, "failures": 1}]
+    assert read.get("/healthz").json() == {"status": "ok"}
+    metrics = read.get("/metrics").text
+    assert "trailkeeper_ingested_events_total 3" in metrics
+    assert 'trailkeeper_request_seconds_count{route="/v1/events"}' in metrics
+
+
+def test_the_python_client_raises_typed_errors_with_problem_details(
+    service: AuditService, reader: str, writer: str
+) -> None:
+    transport = httpx.ASGITransport(app=create_app(service))
+
+    async def scenario() -> None:
+        async with AsyncClient("http://t", writer, transport=transport) as tk:
+            recorded = await tk.record("model.create", actor="ana", time="2026-11-26T11:00:00Z")
+            assert recorded["duplicate"] is False
+            with pytest.raises(ValidationError) as caught:
+                await tk.record("model.creat", actor="ana")
+            assert caught.value.status == 422
+            assert caught.value.errors[0]["field"] == "operation"
+        async with AsyncClient("http://t", reader, transport=transport) as tk:
+            found = [e["actor"]["id"] async for e in tk.events.list(operation="model.create")]
+            assert found == ["ana"]
+            with pytest.raises(AuthenticationError) as denied:
+                await tk.record("model.create", actor="ana")
+            assert denied.value.code == "forbidden"
+
+    asyncio.run(scenario())
+
+
+BAD_INPUTS: list[tuple[str, str, dict[str, Any], int, str]] = [
+    # (name, method+path, request kwargs, status, code)
+    ("malformed JSON", "POST /v1/events", {"content": b"{nope", "headers": {"content-type": "application/json"}}, 400, "malformed_json"),
+    ("not an object", "POST /v1/events", {"json": [1, 2]}, 422, "invalid_body"),
+    ("events not a list", "POST /v1/events", {"json": {"events": {"a": 1}}}, 422, "invalid_body"),
+    ("no events", "POST /v1/events", {"json": {"events": []}}, 422, "invalid_body"),
+    ("unknown body field", "POST /v1/events", {"json": {"events": [], "x": 1}}, 422, "invalid_body"),
+    ("too many events", "POST /v1/events", {"json": {"events": [{"actor": "a", "operation": "model.create"}] * 1001}}, 422, "too_many_events"),
+    ("oversize body", "POST /v1/events", {"content": b'{"events": ["' + b"x" * (5 * 1024 * 1024) + b'"]}', "headers": {"content-type": "application/json"}}, 413, "body_too_large"),
+    ("wrong media type", "POST /v1/events", {"content": b"a=b", "headers": {"content-type": "application/x-www-form-urlencoded"}}, 415, "unsupported_media_type"),
+    ("unknown operation", "POST /v1/events", {"json": {"events": [{"actor": "a", "operation": "model.creat"}]}}, 422, "invalid_events"),
+    ("bad IP", "POST /v1/events", {"json": {"events": [{"actor": "a", "operation": "model.create", "source_ip": "1.2.3"}]}}, 422, "invalid_events"),
+    ("bad time", "POST /v1/events", {"json": {"events": [{"actor": "a", "operation": "model.create", "time": "yesterday"}]}}, 422, "invalid_events"),
+    ("wrong types", "POST /v1/events", {"json": {"events": [{"actor": 5, "operation": ["x"], "success": "yes"}]}}, 422, "invalid_events"),
+    ("bad cursor", "GET /v1/events", {"params": {"cursor": "garbage"}}, 400, "invalid_query"),
+    ("bad query", "GET /v1/events", {"params": {"q": "bogus:1"}}, 400, "invalid_query"),
+    ("bad limit", "GET /v1/events", {"params": {"limit": "0"}}, 400, "invalid_query"),
+    ("bad CIDR", "GET /v1/events", {"params": {"source_ip": "10.0.0.0/99"}}, 400, "invalid_query"),
+    ("bad since", "GET /v1/events", {"params": {"since": "last week"}}, 400, "invalid_query"),
+    ("bad export format", "GET /v1/events/export", {"params": {"format": "xml"}}, 400, "invalid_request"),
+    ("unknown event id", "GET /v1/events/0192f0c8-7d2e-7c3a-9f1e-3b5a2c4d6e8f", {}, 404, "not_found"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "route", "kwargs", "status", "code"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS]
+)
+def test_bad_input_gets_a_clear_4xx_and_changes_nothing(
+    service: AuditService,
+    http: Callable[[str | None], ASGIClient],
+    name: str,
+    route: str,
+    kwargs: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    admin = http(service.create_key("acme", ["admin"])[1])
+    before = service.size("acme")
+    method, path = route.split(" ")
+    response = admin.request(method, path, **kwargs)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == code
+    assert problem["status"] == status
+    assert problem["detail"]
+    if method == "POST":
+        assert service.size("acme") == before
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "code"),
+    [
+        ("missing", 401, "missing_key"),
+        ("garbage", 401, "invalid_key"),
+        ("wrong secret", 401, "invalid_key"),
+        ("expired", 401, "expired_key"),
+        ("revoked", 401, "revoked_key"),
+        ("read key writing", 403, "forbidden"),
+    ],
+)
+def test_key_problems_are_refused_and_change_nothing(
+    service: AuditService,
+    clock: FakeClock,
+    http: Callable[[str | None], ASGIClient],
+    make_event: MakeEvent,
+    case: str,
+    status: int,
+    code: str,
+) -> None:
+    key, secret = service.create_key("acme", ["events:write"], expires_in=timedelta(hours=1))
+    if case == "missing":
+        secret = ""
+    elif case == "garbage":
+        secret = "not-a-key"
+    elif case == "wrong secret":
+        secret = secret[:-4] + "AAAA"
+    elif case == "expired":
+        clock.advance(hours=2)
+    elif case == "revoked":
+        service.revoke_key("acme", key.id)
+    else:
+        secret = service.create_key("acme", ["events:read"])[1]
+    before = service.size("acme")
+    response = post(http(secret or None), [make_event()])
+    assert response.status_code == status
+    assert response.json()["code"] == code
+    assert service.size("acme") == before
