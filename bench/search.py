@@ -27,12 +27,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _data import END, events
-from trailkeeper.filters import Filters, Match
+from _shapes import ORG, SHAPES
 from trailkeeper.service import AuditService
 from trailkeeper.store._sqlite import _SELECT, SQLiteStore
 from trailkeeper.store._sqlite_rows import where_clause
 
-ORG = "acme"
 LATER = END + timedelta(days=1)  # the receive clock: after every generated event
 DATA = Path(__file__).parent / "data"
 
@@ -81,27 +80,15 @@ def main() -> None:
     service = AuditService(store)
     org_key = store._org_key(ORG)
     assert org_key is not None
-    week = END - timedelta(days=7)
 
     # Page 100 of the newest-first listing: walk there once, then time that page.
     cursor = None
     for _ in range(99):
         cursor = service.search(ORG, limit=50, cursor=cursor).next_cursor
 
-    shapes: list[tuple[str, Filters, str | None]] = [
-        ("newest 50 of an org", Filters(), None),
-        (
-            "3 operations + 7 days",
-            Filters(
-                match=Match(operations=("model.create", "model.delete", "deployment.create")),
-                since=week,
-            ),
-            None,
-        ),
-        ("one actor", Filters(match=Match(actors=("user-7",))), None),
-        ("a CIDR (10.2.0.0/16)", Filters(match=Match(source_ips=("10.2.0.0/16",))), None),
-        ("free text ('quota')", Filters(text=("quota",)), None),
-        ("page 100 by cursor", Filters(), cursor),
+    shapes = [
+        (label, filters, cursor if label.startswith("page 100") else None)
+        for label, filters in SHAPES
     ]
     gc.freeze()
     print(f"{args.events:,} events; org {ORG!r} holds {service.size(ORG):,}; {args.runs} runs each")

@@ -92,8 +92,11 @@ def test_every_v1_response_without_a_key_is_a_401_problem(
     case: schemathesis.Case, app: FastAPI
 ) -> None:
     response = case.call_and_validate(app=app, checks=CHECKS)
+    if case.method.upper() != case.operation.method.upper():
+        return  # schemathesis probing an undocumented method: the router's 405, not the operation
     if not case.path.startswith("/v1/") or case.path == "/v1/operations":
         return
-    assert response.status_code == 401, response.text
-    assert response.headers["content-type"][0].startswith("application/problem+json")
+    assert response.status_code == 401, f"{case.method} {case.formatted_path} {case.query} {case.body!r}: {response.text}"
+    assert response.headers["content-type"][0] == "application/problem+json"
+    assert response.headers["www-authenticate"] == ['Bearer realm="trailkeeper"']
     assert response.json()["code"] == "missing_key"

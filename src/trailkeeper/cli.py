@@ -167,9 +167,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .server import create_app
 
+    settings = Settings.from_env()
+    host = args.host or settings.host
+    port = args.port or settings.port
     with _service(args) as service:
-        print(f"Trailkeeper on http://{args.host}:{args.port} (API docs at /docs)", flush=True)
-        uvicorn.run(create_app(service), host=args.host, port=args.port, log_level=args.log_level)
+        print(f"Trailkeeper on http://{host}:{port} (API docs at /docs)", flush=True)
+        uvicorn.run(create_app(service), host=host, port=port, log_level=args.log_level)
     return 0
 
 
@@ -314,8 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(func=cmd_search)
 
     serve = with_db(sub.add_parser("serve", help="run the HTTP API"))
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", help="default: $TRAILKEEPER_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: $TRAILKEEPER_PORT or 8000")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=cmd_serve)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,6 +30,8 @@ ENVIRONMENT: dict[str, str] = {
     "TRAILKEEPER_MAX_FUTURE_SECONDS": "max_future_seconds",
     "TRAILKEEPER_REDACT_KEYS": "redact_keys",
     "TRAILKEEPER_OPERATIONS_FILE": "operations_file",
+    "TRAILKEEPER_HOST": "host",
+    "TRAILKEEPER_PORT": "port",
 }
 
 
@@ -47,13 +49,15 @@ class Settings:
         redact_keys: key fragments whose values are redacted; empty turns redaction off.
         operations_file: a JSON file of the deployment's own operations, a list of
             ``{"name", "description", "target_types"}`` objects.
+        host, port: where ``trailkeeper serve`` listens.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
     max_future_seconds: int = int(DEFAULT_LIMITS.max_future.total_seconds())
     redact_keys: tuple[str, ...] = DEFAULT_SECRET_KEYS
     operations_file: str | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 8000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +85,12 @@ class Settings:
             settings = replace(settings, redact_keys=keys)
         if path := env.get("TRAILKEEPER_OPERATIONS_FILE"):
             settings = replace(settings, operations_file=path)
+        if host := env.get("TRAILKEEPER_HOST"):
+            settings = replace(settings, host=host)
+        if raw_port := env.get("TRAILKEEPER_PORT"):
+            if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
+                raise ConfigError(f"TRAILKEEPER_PORT must be a port number, not {raw_port!r}")
+            settings = replace(settings, port=int(raw_port))
         return settings
 
     def rules(self) -> EventRules:

@@ -1,0 +1,44 @@
+"""The search shapes of issue #2's benchmark, shared by the in-process and HTTP benchmarks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from _data import END
+from trailkeeper.filters import Filters, Match
+
+ORG = "acme"
+WEEK_AGO = END - timedelta(days=7)
+
+#: (label, filters); "page 100 by cursor" is the newest-first listing walked 99 pages deep.
+SHAPES: list[tuple[str, Filters]] = [
+    ("newest 50 of an org", Filters()),
+    (
+        "3 operations + 7 days",
+        Filters(
+            match=Match(operations=("model.create", "model.delete", "deployment.create")),
+            since=WEEK_AGO,
+        ),
+    ),
+    ("one actor", Filters(match=Match(actors=("user-7",)))),
+    ("a CIDR (10.2.0.0/16)", Filters(match=Match(source_ips=("10.2.0.0/16",)))),
+    ("free text ('quota')", Filters(text=("quota",))),
+    ("page 100 by cursor", Filters()),
+]
+
+
+def to_params(filters: Filters) -> list[tuple[str, str]]:
+    """The same filters as API query parameters."""
+    params: list[tuple[str, str]] = []
+    m = filters.match
+    for name, values in (
+        ("operation", m.operations),
+        ("actor", m.actors),
+        ("source_ip", m.source_ips),
+    ):
+        params += [(name, v) for v in values]
+    if filters.since:
+        params.append(("since", filters.since.isoformat()))
+    if filters.text:
+        params.append(("q", " ".join(f'"{t}"' for t in filters.text)))
+    return params
