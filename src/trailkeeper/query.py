@@ -37,6 +37,9 @@ _MATCH_FIELDS = {
 _SPAN = re.compile(r"(\d{1,6})([mhdw])")
 _SPAN_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(?P<tz>[Zz]|[+-]\d{2}:\d{2})?"
+)
 
 
 class QuerySyntaxError(ValueError):
@@ -57,9 +60,9 @@ class _Term:
     values: list[str] = field(default_factory=list)
 
 
-def _tokens(query: str) -> list[tuple[str, int, bool]]:
-    """Split into (term, position, value-was-quoted) respecting double quotes."""
-    out: list[tuple[str, int, bool]] = []
+def _tokens(query: str) -> list[tuple[str, int, int, bool]]:
+    """Split into (term, start, end, quoted) respecting double quotes; end is exclusive."""
+    out: list[tuple[str, int, int, bool]] = []
     i, n = 0, len(query)
     while i < n:
         if query[i].isspace():
@@ -90,7 +93,7 @@ def _tokens(query: str) -> list[tuple[str, int, bool]]:
             else:
                 buf.append(query[i])
                 i += 1
-        out.append(("".join(buf), start, quoted))
+        out.append(("".join(buf), start, i, quoted))
     return out
 
 
@@ -98,17 +101,19 @@ def parse_time(value: str, now: datetime) -> datetime:
     """A ``since:``/``until:`` value: a date (UTC midnight), a date-time, or a span back.
 
     Raises:
-        ValueError: none of those.
+        ValueError: none of those. OverflowError: a span reaching before year 1.
     """
     span = _SPAN.fullmatch(value)
     if span:
         return now - timedelta(**{_SPAN_UNITS[span.group(2)]: int(span.group(1))})
     if _DATE.fullmatch(value):
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    parsed = datetime.fromisoformat(value.replace("z", "Z"))
-    if parsed.tzinfo is None:
+    match = _DATE_TIME.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a date, an RFC 3339 date-time or a span")
+    if match.group("tz") is None:
         raise ValueError("a date-time needs a time zone, like Z or +01:00")
-    return parsed
+    return datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
 
 
 def parse_query(query: str, *, now: Callable[[], datetime] | None = None) -> Filters:
@@ -124,13 +129,13 @@ def parse_query(query: str, *, now: Callable[[], datetime] | None = None) -> Fil
     since: datetime | None = None
     until: datetime | None = None
     text: list[str] = []
-    for token, position, quoted in _tokens(query):
-        raw = query[position:].split(None, 1)[0] if not quoted else token
+    for token, position, end, quoted in _tokens(query):
+        raw = query[position:end]  # the term as written, quotes included
         negate = token.startswith("-") and ":" in token
         body = token[1:] if negate else token
         name, sep, value = body.partition(":")
-        if not sep or (quoted and query[position] == '"'):
-            if token.startswith("-") and not quoted:
+        if not sep or (quoted and query[position] == '"') or raw.startswith('-"'):
+            if raw.startswith("-"):
                 raise QuerySyntaxError(
                     "'-' excludes a qualifier, like -actor:ci-bot; free text can't be negated",
                     raw,
@@ -160,7 +165,9 @@ def parse_query(query: str, *, now: Callable[[], datetime] | None = None) -> Fil
         elif name in ("since", "until"):
             try:
                 moment = parse_time(value, clock())
-            except ValueError:
+            except (ValueError, OverflowError) as exc:
+                if "time zone" in str(exc):
+                    raise QuerySyntaxError(f"{name}: {exc}", raw, position) from None
                 raise QuerySyntaxError(
                     f"{name}: takes a date (2026-11-01), an RFC 3339 date-time "
                     "(2026-11-01T09:30:00Z) or a span like 15m, 24h, 7d, 2w",
