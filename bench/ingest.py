@@ -91,7 +91,9 @@ def raw_rows(
             seq = state.setdefault(org, 0)
             state[org] = seq + 1
             state["rowid"] = state.get("rowid", 0) + 1
-            row, t, f = event_rows(prepared, key, seq, state["rowid"], 0)
+            wm = state.get(f"wm:{org}", -(2**62))
+            row, t, f = event_rows(prepared, key, seq, state["rowid"], 0, wm)
+            state[f"wm:{org}"] = row[5]
             rows.append(row)
             targets.extend(t)
             fts.append(f)
@@ -118,7 +120,10 @@ def run_raw(
         con.executemany(EVENT_INSERT, rows)
         con.executemany(TARGET_INSERT, targets)
         con.executemany(FTS_INSERT, fts)
-        con.execute("UPDATE orgs SET size = ? WHERE org_key = ?", (state[org], org_keys[org]))
+        con.execute(
+            "UPDATE orgs SET size = ?, max_time_us = ? WHERE org_key = ?",
+            (state[org], state[f"wm:{org}"], org_keys[org]),
+        )
         con.execute("COMMIT")
     elapsed = time.perf_counter() - started
     con.close()
@@ -129,6 +134,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--more", type=int, default=100_000)
+    parser.add_argument(
+        "--producers", type=int, nargs="+", default=[1], help="threads calling ingest (e.g. 1 2)"
+    )
     args = parser.parse_args()
     print(f"generating {args.events:,} + {args.more:,} events ...", flush=True)
     first = batches(args.events, seed=1)
@@ -148,7 +156,7 @@ def main() -> None:
         raw_t1 = run_raw(workdir / "raw.db", raw_first, org_keys, state)
         raw_t2 = run_raw(workdir / "raw.db", raw_second, org_keys, state)
         runs = []
-        for producers in (1, 2):
+        for producers in args.producers:
             db = workdir / f"service-{producers}.db"
             svc_t1 = run_service(db, first, producers)
             svc_t2 = run_service(db, second, producers)

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ASGIClient, FakeClock
 
+from conftest import ASGIClient, FakeClock
 from trailkeeper.client import AsyncClient, AuthenticationError, ValidationError
 from trailkeeper.server import create_app
 from trailkeeper.service import AuditService
@@ -218,10 +218,9 @@ def test_catalogue_apps_activity_health_and_metrics(
     }
     apps = {a["app_id"]: a["events"] for a in read.get("/v1/apps").json()["apps"]}
     assert apps == {"main": 2, "b": 1}
-    buckets = read.get(
-        "/v1/stats/activity", params={"bucket": "hour", "operation": "model.create",
-                                      "since": "2026-11-26T00:00:00Z", "until": "2026-11-26T12:00:00Z"}
-    ).json()["buckets"]  # fmt: skip
+    window = {"since": "2026-11-26T00:00:00Z", "until": "2026-11-26T12:00:00Z"}
+    params = {"bucket": "hour", "operation": "model.create", **window}
+    buckets = read.get("/v1/stats/activity", params=params).json()["buckets"]
     assert buckets == [{"start": "2026-11-26T11:00:00+00:00", "events": 3, "failures": 1}]
     assert read.get("/healthz").json() == {"status": "ok"}
     metrics = read.get("/metrics").text
@@ -252,28 +251,42 @@ def test_the_python_client_raises_typed_errors_with_problem_details(
     asyncio.run(scenario())
 
 
+def one(**fields: Any) -> dict[str, Any]:
+    """A body of one event: a valid one, changed by ``fields``."""
+    return {"json": {"events": [{"actor": "a", "operation": "model.create", **fields}]}}
+
+
+def raw(body: bytes, media: str = "application/json") -> dict[str, Any]:
+    return {"content": body, "headers": {"content-type": media}}
+
+
+HUGE = b'{"events": ["' + b"x" * (5 * 1024 * 1024) + b'"]}'
+EVENTS, SEARCH, EXPORT = "POST /v1/events", "GET /v1/events", "GET /v1/events/export"
+MANY = {"json": {"events": [{"actor": "a", "operation": "model.create"}] * 1001}}
+UNKNOWN_ID = "GET /v1/events/0192f0c8-7d2e-7c3a-9f1e-3b5a2c4d6e8f"
+
 BAD_INPUTS: list[tuple[str, str, dict[str, Any], int, str]] = [
-    # (name, method+path, request kwargs, status, code)
-    ("malformed JSON", "POST /v1/events", {"content": b"{nope", "headers": {"content-type": "application/json"}}, 400, "malformed_json"),
-    ("not an object", "POST /v1/events", {"json": [1, 2]}, 422, "invalid_body"),
-    ("events not a list", "POST /v1/events", {"json": {"events": {"a": 1}}}, 422, "invalid_body"),
-    ("no events", "POST /v1/events", {"json": {"events": []}}, 422, "invalid_body"),
-    ("unknown body field", "POST /v1/events", {"json": {"events": [], "x": 1}}, 422, "invalid_body"),
-    ("too many events", "POST /v1/events", {"json": {"events": [{"actor": "a", "operation": "model.create"}] * 1001}}, 422, "too_many_events"),
-    ("oversize body", "POST /v1/events", {"content": b'{"events": ["' + b"x" * (5 * 1024 * 1024) + b'"]}', "headers": {"content-type": "application/json"}}, 413, "body_too_large"),
-    ("wrong media type", "POST /v1/events", {"content": b"a=b", "headers": {"content-type": "application/x-www-form-urlencoded"}}, 415, "unsupported_media_type"),
-    ("unknown operation", "POST /v1/events", {"json": {"events": [{"actor": "a", "operation": "model.creat"}]}}, 422, "invalid_events"),
-    ("bad IP", "POST /v1/events", {"json": {"events": [{"actor": "a", "operation": "model.create", "source_ip": "1.2.3"}]}}, 422, "invalid_events"),
-    ("bad time", "POST /v1/events", {"json": {"events": [{"actor": "a", "operation": "model.create", "time": "yesterday"}]}}, 422, "invalid_events"),
-    ("wrong types", "POST /v1/events", {"json": {"events": [{"actor": 5, "operation": ["x"], "success": "yes"}]}}, 422, "invalid_events"),
-    ("bad cursor", "GET /v1/events", {"params": {"cursor": "garbage"}}, 400, "invalid_query"),
-    ("bad query", "GET /v1/events", {"params": {"q": "bogus:1"}}, 400, "invalid_query"),
-    ("bad limit", "GET /v1/events", {"params": {"limit": "0"}}, 400, "invalid_query"),
-    ("bad CIDR", "GET /v1/events", {"params": {"source_ip": "10.0.0.0/99"}}, 400, "invalid_query"),
-    ("bad since", "GET /v1/events", {"params": {"since": "last week"}}, 400, "invalid_query"),
-    ("bad export format", "GET /v1/events/export", {"params": {"format": "xml"}}, 400, "invalid_request"),
-    ("unknown event id", "GET /v1/events/0192f0c8-7d2e-7c3a-9f1e-3b5a2c4d6e8f", {}, 404, "not_found"),
-]  # fmt: skip
+    # (name, method and path, request, status, code)
+    ("malformed JSON", EVENTS, raw(b"{nope"), 400, "malformed_json"),
+    ("not an object", EVENTS, {"json": [1, 2]}, 422, "invalid_body"),
+    ("events not a list", EVENTS, {"json": {"events": {"a": 1}}}, 422, "invalid_body"),
+    ("no events", EVENTS, {"json": {"events": []}}, 422, "invalid_body"),
+    ("unknown body field", EVENTS, {"json": {"events": [], "x": 1}}, 422, "invalid_body"),
+    ("too many events", EVENTS, MANY, 422, "too_many_events"),
+    ("oversize body", EVENTS, raw(HUGE), 413, "body_too_large"),
+    ("wrong media type", EVENTS, raw(b"a=b", "text/plain"), 415, "unsupported_media_type"),
+    ("unknown operation", EVENTS, one(operation="model.creat"), 422, "invalid_events"),
+    ("bad IP", EVENTS, one(source_ip="1.2.3"), 422, "invalid_events"),
+    ("bad time", EVENTS, one(time="yesterday"), 422, "invalid_events"),
+    ("wrong types", EVENTS, one(actor=5, operation=["x"], success="yes"), 422, "invalid_events"),
+    ("bad cursor", SEARCH, {"params": {"cursor": "garbage"}}, 400, "invalid_query"),
+    ("bad query", SEARCH, {"params": {"q": "bogus:1"}}, 400, "invalid_query"),
+    ("bad limit", SEARCH, {"params": {"limit": "0"}}, 400, "invalid_query"),
+    ("bad CIDR", SEARCH, {"params": {"source_ip": "10.0.0.0/99"}}, 400, "invalid_query"),
+    ("bad since", SEARCH, {"params": {"since": "last week"}}, 400, "invalid_query"),
+    ("bad export format", EXPORT, {"params": {"format": "xml"}}, 400, "invalid_query"),
+    ("unknown event id", UNKNOWN_ID, {}, 404, "not_found"),
+]
 
 
 @pytest.mark.parametrize(
@@ -326,7 +339,7 @@ def test_key_problems_are_refused_and_change_nothing(
     if case == "missing":
         secret = ""
     elif case == "garbage":
-        secret = "not-a-key"
+        secret = "not-a-key"  # noqa: S105 - a wrong key on purpose
     elif case == "wrong secret":
         secret = secret[:-4] + "AAAA"
     elif case == "expired":

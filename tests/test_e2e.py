@@ -85,8 +85,10 @@ def test_a_producer_and_a_reader_over_real_http(server: tuple[str, str]) -> None
             )["id"]
             for i in range(30)
         ]
-        producer.record_many([{"actor": "ci", "operation": "team.create", "success": False,
-                               "error": {"code": "DENIED", "message": "not an admin"}}])  # fmt: skip
+        denied = {"code": "DENIED", "message": "not an admin"}
+        producer.record_many(
+            [{"actor": "ci", "operation": "team.create", "success": False, "error": denied}]
+        )
     with Client(url, reader) as analyst:
         found = [e["id"] for e in analyst.events.list(operation="model.*", page_size=7)]
         assert sorted(found) == sorted(ids)

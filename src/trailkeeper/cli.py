@@ -193,9 +193,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 args.org, args.scope, apps=args.app, name=args.name, expires_in=args.expires
             )
             expiry = key.expires_at.isoformat() if key.expires_at else "never"
-            print(
-                f"key {key.id} for org {key.org_id}: scopes {', '.join(key.scopes)}; expires {expiry}"
-            )
+            scopes = ", ".join(key.scopes)
+            print(f"key {key.id} for org {key.org_id}: scopes {scopes}; expires {expiry}")
             print("the secret is shown once; keep it safe:")
             print(secret)
         elif args.action == "list":

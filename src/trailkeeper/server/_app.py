@@ -79,7 +79,9 @@ def create_app(service: AuditService) -> FastAPI:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return Problem(400, "invalid_request", detail, errors=errors).response()
+        in_query = all(e["loc"][0] == "query" for e in exc.errors())
+        code = "invalid_query" if in_query else "invalid_request"
+        return Problem(400, code, detail, errors=errors).response()
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:

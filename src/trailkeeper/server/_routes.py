@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
@@ -51,6 +52,25 @@ async def authorize(request: Request, scope: str) -> ApiKey:
         raise Problem(exc.status, exc.code, exc.message, headers=headers) from None
 
 
+_bearer = HTTPBearer(auto_error=False, description="An API key's secret: tk_<id>_<secret>")
+
+
+def _require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
+    # A dependency, so that authentication runs before FastAPI validates the parameters:
+    # a caller without a key learns nothing about them.
+    async def dependency(
+        request: Request,
+        _: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
+    ) -> ApiKey:
+        return await authorize(request, scope)
+
+    return dependency
+
+
+ReadKey = Annotated[ApiKey, Depends(_require("events:read"))]
+WriteKey = Annotated[ApiKey, Depends(_require("events:write"))]
+
+
 def _query_error(exc: QueryError) -> Problem:
     return Problem(
         400, "invalid_query", str(exc), errors=[{"field": exc.field, "message": exc.message}]
@@ -85,9 +105,8 @@ def _query_error(exc: QueryError) -> Problem:
         }
     },
 )
-async def ingest(request: Request) -> Response:
+async def ingest(request: Request, key: WriteKey) -> Response:
     """Ingest up to 1,000 events (5 MiB), all or nothing. The org comes from the key."""
-    key = await authorize(request, "events:write")
     body = await _read_body(request)
     try:
         payload = orjson.loads(body)
@@ -212,6 +231,7 @@ _FILTER_DOC = {
 )
 async def search(
     request: Request,
+    key: ReadKey,
     operation: list[str] = Query(default=[], description=_FILTER_DOC["operation"]),  # noqa: B008
     actor: list[str] = Query(default=[], description=_FILTER_DOC["actor"]),  # noqa: B008
     target: list[str] = Query(default=[], description=_FILTER_DOC["target"]),  # noqa: B008
@@ -223,11 +243,10 @@ async def search(
     until: str | None = Query(default=None, description="RFC 3339, exclusive"),
     q: str | None = Query(default=None, description="The query language; see docs/api.md"),
     order: str = Query(default="desc", pattern="^(desc|asc)$"),
-    limit: int = Query(default=50),
+    limit: int = Query(default=50, ge=1, le=1000),
     cursor: str | None = Query(default=None),
 ) -> Response:
     """Search the key's org: filters combine with AND, values of one filter with OR."""
-    key = await authorize(request, "events:read")
     values = multi_params(list(request.query_params.multi_items()))
     return json(await run_in_threadpool(_page, service_of(request), key, values))
 
@@ -242,9 +261,8 @@ async def search(
         }
     },
 )
-async def search_post(request: Request) -> Response:
+async def search_post(request: Request, key: ReadKey) -> Response:
     """The same search with the filters as a JSON object (for long lists)."""
-    key = await authorize(request, "events:read")
     try:
         values = orjson.loads(await _read_body(request))
     except orjson.JSONDecodeError as exc:
@@ -269,6 +287,7 @@ async def search_post(request: Request) -> Response:
 )
 async def export(
     request: Request,
+    key: ReadKey,
     format: str = Query(default="jsonl", pattern="^(csv|jsonl)$"),
     operation: list[str] = Query(default=[]),  # noqa: B008
     actor: list[str] = Query(default=[]),  # noqa: B008
@@ -282,7 +301,6 @@ async def export(
     q: str | None = Query(default=None),
 ) -> Response:
     """Every matching event in seq order, streamed (constant memory at any size)."""
-    key = await authorize(request, "events:read")
     values = multi_params(list(request.query_params.multi_items()))
     values.pop("format", None)
     service = service_of(request)
@@ -312,13 +330,12 @@ async def export(
     "/events/{event_id}",
     responses={200: schemas.json_response(schemas.EVENT, "The event"), **_ERRORS},
 )
-async def get_event(request: Request, event_id: str) -> Response:
+async def get_event(request: Request, event_id: str, key: ReadKey) -> Response:
     """One event of the key's org by id."""
-    key = await authorize(request, "events:read")
     service = service_of(request)
     stored = await run_in_threadpool(service.get, key.org_id, event_id)
     if stored is None or (key.apps and stored.event.app_id not in key.apps):
-        raise Problem(404, "not_found", f"no event {event_id!r} in this org")
+        raise Problem(404, "not_found", f"no event {event_id[:64]!r} in this org")
     service.record_read(key, "audit_log.search", {"id": event_id})
     return json(stored.to_dict())
 
@@ -352,9 +369,8 @@ async def operations(request: Request) -> Response:
 
 
 @router.get("/apps", responses={200: schemas.json_response(schemas.APPS, "Apps"), **_ERRORS})
-async def apps(request: Request) -> Response:
+async def apps(request: Request, key: ReadKey) -> Response:
     """Apps seen in the key's org, with event counts and last activity."""
-    key = await authorize(request, "events:read")
     found = await run_in_threadpool(service_of(request).apps, key.org_id)
     visible = [a for a in found if not key.apps or a.app_id in key.apps]
     return json(
@@ -373,6 +389,7 @@ async def apps(request: Request) -> Response:
 )
 async def activity(
     request: Request,
+    key: ReadKey,
     bucket: str = Query(default="hour", pattern="^(hour|day)$"),
     operation: list[str] = Query(default=[]),  # noqa: B008
     actor: list[str] = Query(default=[]),  # noqa: B008
@@ -386,7 +403,6 @@ async def activity(
     q: str | None = Query(default=None),
 ) -> Response:
     """Event and failure counts per hour or day, for charts."""
-    key = await authorize(request, "events:read")
     values = multi_params(list(request.query_params.multi_items()))
     values.pop("bucket", None)
     service = service_of(request)
