@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from _data import END
@@ -42,3 +45,16 @@ def to_params(filters: Filters) -> list[tuple[str, str]]:
     if filters.text:
         params.append(("q", " ".join(f'"{t}"' for t in filters.text)))
     return params
+
+
+def p50_p95(fn: Callable[[], object], runs: int) -> tuple[float, float]:
+    """p50 and p95 of ``fn``'s latency in milliseconds, after 20 warm-up calls."""
+    for _ in range(20):
+        fn()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    q = statistics.quantiles(samples, n=100, method="inclusive")
+    return q[49] * 1000, q[94] * 1000

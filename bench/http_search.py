@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -24,21 +21,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _server import make_key, serving
-from _shapes import ORG, SHAPES, to_params
+from _shapes import ORG, SHAPES, p50_p95, to_params
 
 DATA = Path(__file__).parent / "data"
-
-
-def p50_p95(fn: Callable[[], object], runs: int) -> tuple[float, float]:
-    for _ in range(20):
-        fn()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    q = statistics.quantiles(samples, n=100, method="inclusive")
-    return q[49] * 1000, q[94] * 1000
 
 
 def main() -> None:

@@ -53,8 +53,11 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def service(store: LogStore, clock: FakeClock) -> AuditService:
-    return AuditService(store, rules=EventRules(), clock=clock)
+def service(store: LogStore, clock: FakeClock) -> Iterator[AuditService]:
+    opened = AuditService(store, rules=EventRules(), clock=clock)
+    yield opened
+    opened.close()
+    assert opened.read_audit_failures == 0
 
 
 @pytest.fixture

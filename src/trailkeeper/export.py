@@ -7,8 +7,6 @@ import io
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import orjson
-
 from .events import StoredEvent, format_time
 
 FORMATS = ("csv", "jsonl")
@@ -48,7 +46,7 @@ def encode(events: Iterable[StoredEvent], fmt: str, *, chunk: int = 200) -> Iter
     parts: list[bytes] = []
     for count, stored in enumerate(events, 1):
         if fmt == "jsonl":
-            parts.append(orjson.dumps(stored.to_dict()) + b"\n")
+            parts.append(stored.to_json() + b"\n")
         else:
             writer.writerow(csv_row(stored))
         if count % chunk == 0:

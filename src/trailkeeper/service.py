@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import ipaddress
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ from .store import (
 
 MAX_PAGE = 1000
 _log = logging.getLogger("trailkeeper")
+#: Records of reads of the log are committed together at most this often.
+OWN_FLUSH_SECONDS = 0.2
 # Cursor positions must lie where event times can (years 1-9999) and seqs are 64-bit.
 _MIN_TIME_US = -62_135_596_800_000_000
 _MAX_TIME_US = 253_402_300_800_000_000
@@ -99,6 +102,10 @@ class AuditService(AccessMixin):
         self.store = store
         self.rules = rules or EventRules()
         self.read_audit_failures = 0
+        self._own_lock = threading.Lock()
+        self._own_pending: dict[str, list[PreparedEvent]] = {}
+        self._own_flusher: threading.Thread | None = None
+        self._own_stop = threading.Event()
         self._clock = clock or (lambda: datetime.now(UTC))
 
     @classmethod
@@ -111,6 +118,12 @@ class AuditService(AccessMixin):
         return self.rules.catalogue
 
     def close(self) -> None:
+        """Store the pending records of reads, then close the store."""
+        self._own_stop.set()
+        if self._own_flusher is not None:
+            self._own_flusher.join()
+        for future in self._flush_own():
+            future.exception()  # waits; a failure was logged and counted by the callback
         self.store.close()
 
     def __enter__(self) -> AuditService:
@@ -195,14 +208,40 @@ class AuditService(AccessMixin):
         return unique, position
 
     def submit_own(self, org_id: str, events: Sequence[Mapping[str, Any]]) -> None:
-        """Ingest the log's own events without waiting for the commit (reads of the log).
+        """Ingest the log's own events (reads of the log) without waiting for a commit.
 
-        The events are validated now; a failure to store them later is logged as an error
-        and counted (``read_audit_failures``), never dropped silently.
+        The events are validated now and committed with the others of the same moment
+        within ``OWN_FLUSH_SECONDS`` (and at ``close``): a commit per read would make every
+        search wait on the writer. A failure to store them is logged as an error and
+        counted (``read_audit_failures``), never dropped silently.
         """
         unique, _ = self._prepare(org_id, events)
-        future = self.store.submit(org_id, unique)
-        future.add_done_callback(self._own_done)
+        with self._own_lock:
+            self._own_pending.setdefault(org_id, []).extend(unique)
+            if self._own_flusher is None:
+                self._own_flusher = threading.Thread(
+                    target=self._flush_own_loop, name="trailkeeper-read-records", daemon=True
+                )
+                self._own_flusher.start()
+
+    def _flush_own_loop(self) -> None:
+        while not self._own_stop.wait(OWN_FLUSH_SECONDS):
+            self._flush_own()
+
+    def _flush_own(self) -> list[Future[list[Appended]]]:
+        with self._own_lock:
+            pending, self._own_pending = self._own_pending, {}
+        futures = []
+        for org_id, batch in pending.items():
+            try:
+                future = self.store.submit(org_id, batch)
+            except Exception as exc:  # counted and logged: the flusher must keep running
+                self.read_audit_failures += len(batch)
+                _log.error("could not store %d record(s) of reads of the log: %s", len(batch), exc)
+                continue
+            future.add_done_callback(self._own_done)
+            futures.append(future)
+        return futures
 
     def _own_done(self, future: Future[list[Appended]]) -> None:
         exc = future.exception()

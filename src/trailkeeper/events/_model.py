@@ -153,14 +153,53 @@ class Event:
         )
 
 
-@dataclass(frozen=True, slots=True)
 class StoredEvent:
-    """An event as the log holds it, with what the server assigned."""
+    """An event as the log holds it, with what the server assigned.
 
-    event: Event
-    seq: int
-    received_at: datetime
-    leaf_hash: bytes
+    Built from the stored canonical bytes, it decodes them into ``event`` only when that is
+    first read: an API response copies the bytes as they are (``to_json``).
+    """
+
+    __slots__ = ("_event", "canonical", "leaf_hash", "received_at", "seq")
+
+    def __init__(
+        self,
+        event: Event | None = None,
+        seq: int = 0,
+        received_at: datetime = EPOCH,
+        leaf_hash: bytes = b"",
+        *,
+        canonical: bytes | None = None,
+    ) -> None:
+        if event is None and canonical is None:
+            raise ValueError("a StoredEvent needs its event or its canonical bytes")
+        self._event = event
+        self.canonical = canonical if canonical is not None else event.canonical_bytes()  # type: ignore[union-attr]
+        self.seq = seq
+        self.received_at = received_at
+        self.leaf_hash = leaf_hash
+
+    @property
+    def event(self) -> Event:
+        if self._event is None:
+            self._event = Event.from_dict(orjson.loads(self.canonical))
+        return self._event
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StoredEvent):
+            return NotImplemented
+        return (self.canonical, self.seq, self.received_at, self.leaf_hash) == (
+            other.canonical,
+            other.seq,
+            other.received_at,
+            other.leaf_hash,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.seq, self.leaf_hash))
+
+    def __repr__(self) -> str:
+        return f"StoredEvent(seq={self.seq}, canonical={self.canonical[:60]!r}...)"
 
     def to_dict(self) -> dict[str, Any]:
         """The event's fields plus ``seq``, ``received_at`` and ``leaf_hash`` (hex)."""
@@ -169,6 +208,14 @@ class StoredEvent:
         data["received_at"] = format_time(self.received_at)
         data["leaf_hash"] = self.leaf_hash.hex()
         return data
+
+    def to_json(self) -> bytes:
+        """``to_dict`` as JSON, made from the stored bytes without decoding them."""
+        tail = (
+            f',"seq":{self.seq},"received_at":"{format_time(self.received_at)}",'
+            f'"leaf_hash":"{self.leaf_hash.hex()}"}}'
+        )
+        return self.canonical[:-1] + tail.encode()
 
 
 def canonical_json(value: Any) -> bytes:

@@ -44,9 +44,11 @@ def bearer(request: Request) -> str | None:
     return secret.strip() if scheme.lower() == "bearer" else None
 
 
-async def authorize(request: Request, scope: str) -> ApiKey:
+def authorize(request: Request, scope: str) -> ApiKey:
+    # Inline, not in the thread pool: one indexed read of a small table, ~30 µs, cheaper
+    # than the hop to a worker thread and back.
     try:
-        return await run_in_threadpool(service_of(request).authenticate, bearer(request), scope)
+        return service_of(request).authenticate(bearer(request), scope)
     except AuthError as exc:
         headers = {"WWW-Authenticate": 'Bearer realm="trailkeeper"'} if exc.status == 401 else {}
         raise Problem(exc.status, exc.code, exc.message, headers=headers) from None
@@ -62,7 +64,7 @@ def _require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
         request: Request,
         _: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
     ) -> ApiKey:
-        return await authorize(request, scope)
+        return authorize(request, scope)
 
     return dependency
 
@@ -194,7 +196,7 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _page(service: AuditService, key: ApiKey, values: dict[str, Any]) -> dict[str, Any]:
+def _page(service: AuditService, key: ApiKey, values: dict[str, Any]) -> bytes:
     filters = filters_from(values, allowed=set(FILTER_PARAMS) | set(PAGE_PARAMS))
     order, limit, cursor = page_from(values)
     try:
@@ -208,7 +210,14 @@ def _page(service: AuditService, key: ApiKey, values: dict[str, Any]) -> dict[st
     except QueryError as exc:
         raise _query_error(exc) from None
     service.record_read(key, "audit_log.search", _describe(values))
-    return {"events": [e.to_dict() for e in page.events], "next_cursor": page.next_cursor}
+    # The stored canonical bytes go out as they are: no decoding and encoding again.
+    return (
+        b'{"events":['
+        + b",".join(e.to_json() for e in page.events)
+        + b'],"next_cursor":'
+        + orjson.dumps(page.next_cursor)
+        + b"}"
+    )
 
 
 def _describe(values: dict[str, Any]) -> dict[str, Any]:
@@ -225,6 +234,29 @@ _FILTER_DOC = {
 }
 
 
+class FilterParams:
+    """The filter parameters, declared once for the OpenAPI document and for validation.
+
+    The handlers read the values from the query string themselves (``multi_params``), so a
+    repeated parameter keeps every value.
+    """
+
+    def __init__(
+        self,
+        operation: list[str] = Query(default=[], description=_FILTER_DOC["operation"]),  # noqa: B008
+        actor: list[str] = Query(default=[], description=_FILTER_DOC["actor"]),  # noqa: B008
+        target: list[str] = Query(default=[], description=_FILTER_DOC["target"]),  # noqa: B008
+        app: list[str] = Query(default=[], description=_FILTER_DOC["app"]),  # noqa: B008
+        source_ip: list[str] = Query(default=[], description=_FILTER_DOC["source_ip"]),  # noqa: B008
+        request_id: list[str] = Query(default=[], description=_FILTER_DOC["request_id"]),  # noqa: B008
+        success: bool | None = Query(default=None),
+        since: str | None = Query(default=None, description="RFC 3339, inclusive"),
+        until: str | None = Query(default=None, description="RFC 3339, exclusive"),
+        q: str | None = Query(default=None, description="The query language; see docs/api.md"),
+    ) -> None:
+        pass
+
+
 @router.get(
     "/events",
     responses={200: schemas.json_response(schemas.PAGE, "One page of events"), **_ERRORS},
@@ -232,23 +264,15 @@ _FILTER_DOC = {
 async def search(
     request: Request,
     key: ReadKey,
-    operation: list[str] = Query(default=[], description=_FILTER_DOC["operation"]),  # noqa: B008
-    actor: list[str] = Query(default=[], description=_FILTER_DOC["actor"]),  # noqa: B008
-    target: list[str] = Query(default=[], description=_FILTER_DOC["target"]),  # noqa: B008
-    app: list[str] = Query(default=[], description=_FILTER_DOC["app"]),  # noqa: B008
-    source_ip: list[str] = Query(default=[], description=_FILTER_DOC["source_ip"]),  # noqa: B008
-    request_id: list[str] = Query(default=[], description=_FILTER_DOC["request_id"]),  # noqa: B008
-    success: bool | None = Query(default=None),
-    since: str | None = Query(default=None, description="RFC 3339, inclusive"),
-    until: str | None = Query(default=None, description="RFC 3339, exclusive"),
-    q: str | None = Query(default=None, description="The query language; see docs/api.md"),
+    _: Annotated[FilterParams, Depends()],
     order: str = Query(default="desc", pattern="^(desc|asc)$"),
     limit: int = Query(default=50, ge=1, le=1000),
     cursor: str | None = Query(default=None),
 ) -> Response:
     """Search the key's org: filters combine with AND, values of one filter with OR."""
     values = multi_params(list(request.query_params.multi_items()))
-    return json(await run_in_threadpool(_page, service_of(request), key, values))
+    body = await run_in_threadpool(_page, service_of(request), key, values)
+    return Response(body, media_type="application/json")
 
 
 @router.post(
@@ -269,7 +293,8 @@ async def search_post(request: Request, key: ReadKey) -> Response:
         raise Problem(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(values, dict):
         raise Problem(400, "invalid_query", "the body must be a JSON object of filters")
-    return json(await run_in_threadpool(_page, service_of(request), key, values))
+    body = await run_in_threadpool(_page, service_of(request), key, values)
+    return Response(body, media_type="application/json")
 
 
 @router.get(
@@ -288,17 +313,8 @@ async def search_post(request: Request, key: ReadKey) -> Response:
 async def export(
     request: Request,
     key: ReadKey,
+    _: Annotated[FilterParams, Depends()],
     format: str = Query(default="jsonl", pattern="^(csv|jsonl)$"),
-    operation: list[str] = Query(default=[]),  # noqa: B008
-    actor: list[str] = Query(default=[]),  # noqa: B008
-    target: list[str] = Query(default=[]),  # noqa: B008
-    app: list[str] = Query(default=[]),  # noqa: B008
-    source_ip: list[str] = Query(default=[]),  # noqa: B008
-    request_id: list[str] = Query(default=[]),  # noqa: B008
-    success: bool | None = Query(default=None),
-    since: str | None = Query(default=None),
-    until: str | None = Query(default=None),
-    q: str | None = Query(default=None),
 ) -> Response:
     """Every matching event in seq order, streamed (constant memory at any size)."""
     values = multi_params(list(request.query_params.multi_items()))
@@ -337,7 +353,7 @@ async def get_event(request: Request, event_id: str, key: ReadKey) -> Response:
     if stored is None or (key.apps and stored.event.app_id not in key.apps):
         raise Problem(404, "not_found", f"no event {event_id[:64]!r} in this org")
     service.record_read(key, "audit_log.search", {"id": event_id})
-    return json(stored.to_dict())
+    return Response(stored.to_json(), media_type="application/json")
 
 
 @router.get(
@@ -390,17 +406,8 @@ async def apps(request: Request, key: ReadKey) -> Response:
 async def activity(
     request: Request,
     key: ReadKey,
+    _: Annotated[FilterParams, Depends()],
     bucket: str = Query(default="hour", pattern="^(hour|day)$"),
-    operation: list[str] = Query(default=[]),  # noqa: B008
-    actor: list[str] = Query(default=[]),  # noqa: B008
-    target: list[str] = Query(default=[]),  # noqa: B008
-    app: list[str] = Query(default=[]),  # noqa: B008
-    source_ip: list[str] = Query(default=[]),  # noqa: B008
-    request_id: list[str] = Query(default=[]),  # noqa: B008
-    success: bool | None = Query(default=None),
-    since: str | None = Query(default=None),
-    until: str | None = Query(default=None),
-    q: str | None = Query(default=None),
 ) -> Response:
     """Event and failure counts per hour or day, for charts."""
     values = multi_params(list(request.query_params.multi_items()))

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from ..events import Event, StoredEvent, from_micros, to_micros
+from ..events import StoredEvent, from_micros, to_micros
 from ..keys import ApiKey
 from ._port import (
     AppActivity,
@@ -114,10 +114,7 @@ def _id_bytes(event_id: str) -> bytes:
 def _row_to_stored(row: tuple[int, int, bytes, bytes]) -> StoredEvent:
     seq, received_us, leaf, body = row
     return StoredEvent(
-        event=Event.from_dict(orjson.loads(body)),
-        seq=seq,
-        received_at=from_micros(received_us),
-        leaf_hash=leaf,
+        seq=seq, received_at=from_micros(received_us), leaf_hash=leaf, canonical=body
     )
 
 
