@@ -54,6 +54,19 @@ def build(path: Path, count: int) -> None:
     print(f"built in {time.perf_counter() - started:.0f} s", flush=True)
 
 
+def _pristine(path: Path, count: int) -> bool:
+    """Whether the data set holds exactly the generated events (a served copy gains records
+    of reads; a copy used in place would skew the newest pages)."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        total = con.execute("SELECT COALESCE(SUM(size), 0) FROM orgs").fetchone()[0]
+    finally:
+        con.close()
+    return int(total) == count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -61,6 +74,9 @@ def main() -> None:
     args = parser.parse_args()
     DATA.mkdir(exist_ok=True)
     path = DATA / f"search-{args.events}.db"
+    if path.exists() and not _pristine(path, args.events):
+        print(f"{path.name} holds other events than the generated ones; rebuilding")
+        path.unlink()
     if not path.exists():
         build(path, args.events)
     store = SQLiteStore(path)

@@ -290,3 +290,12 @@ def test_leaf_hash_stays_with_the_event(
     assert stored.leaf_hash == leaf_hash(stored.event.canonical_bytes())
     tampered = replace(stored.event, operation="model.delete")
     assert leaf_hash(tampered.canonical_bytes()) != stored.leaf_hash
+
+
+def test_free_text_with_a_nul_or_only_punctuation_finds_nothing_and_does_not_fail(
+    store: LogStore, populated: list[PreparedEvent]
+) -> None:
+    ids = [p.event.id for p in populated]
+    assert search(store, text=("quick\x00start",)) == []
+    assert search(store, text=("quickstart\x00",)) == [ids[3]]
+    assert search(store, text=("!!",), order="asc") == []

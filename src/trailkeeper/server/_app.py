@@ -100,4 +100,28 @@ def create_app(service: AuditService) -> FastAPI:
         )
 
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    app.openapi = lambda: _with_security(app)  # type: ignore[method-assign]
     return app
+
+
+def _with_security(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, saying which operations need a key (kept off the hot path)."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "apiKey": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key's secret: tk_<id>_<secret> (trailkeeper keys create)",
+            }
+        }
+        for path, operations in schema["paths"].items():
+            if path.startswith("/v1/") and path != "/v1/operations":
+                for operation in operations.values():
+                    operation["security"] = [{"apiKey": []}]
+        app.openapi_schema = schema
+    return app.openapi_schema

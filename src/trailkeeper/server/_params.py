@@ -27,6 +27,50 @@ FILTER_PARAMS = {
 }
 PAGE_PARAMS = {"order": "str", "limit": "int", "cursor": "str"}
 
+_DOCS = {
+    "operation": "Operation name or resource.* pattern; repeatable (OR).",
+    "actor": "Actor id; repeatable.",
+    "target": "type:id or a bare id; repeatable.",
+    "app": "App id; repeatable.",
+    "source_ip": "IP address or CIDR network; repeatable.",
+    "request_id": "Request id; repeatable.",
+    "success": "true: only successes; false: only failures.",
+    "since": "RFC 3339 date-time, inclusive.",
+    "until": "RFC 3339 date-time, exclusive.",
+    "q": "The query language (docs/api.md), ANDed with the other filters.",
+}
+
+
+def _parameter(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}  # fmt: skip
+
+
+# The OpenAPI description of the parameters. They are declared here rather than in the route
+# signatures so that FastAPI does not validate them a second time per request: the handlers
+# validate every one (filters_from, page_from) with messages of their own.
+FILTER_PARAMETERS: list[dict[str, Any]] = [
+    _parameter(name, {"type": "array", "items": {"type": "string"}}, _DOCS[name])
+    if kind == "list"
+    else _parameter(
+        name, {"type": "boolean"} if kind == "bool" else {"type": "string"}, _DOCS[name]
+    )
+    for name, kind in FILTER_PARAMS.items()
+]
+PAGE_PARAMETERS: list[dict[str, Any]] = [
+    _parameter("order", {"type": "string", "enum": ["desc", "asc"], "default": "desc"},
+               "desc: newest first; asc: oldest first."),
+    _parameter("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+               "Page size."),
+    _parameter("cursor", {"type": "string"}, "next_cursor of the previous page."),
+]  # fmt: skip
+EXPORT_FORMAT = _parameter(
+    "format", {"type": "string", "enum": ["csv", "jsonl"], "default": "jsonl"}, "Export format."
+)
+BUCKET = _parameter(
+    "bucket", {"type": "string", "enum": ["hour", "day"], "default": "hour"}, "Bucket size."
+)
+
 
 def _bad(field: str, message: str) -> Problem:
     return Problem(

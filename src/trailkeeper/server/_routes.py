@@ -6,8 +6,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
@@ -17,7 +16,17 @@ from ..keys import ApiKey, AuthError
 from ..service import AuditService, QueryError
 from ..store import ConflictError
 from . import _schemas as schemas
-from ._params import FILTER_PARAMS, PAGE_PARAMS, filters_from, multi_params, page_from
+from ._params import (
+    BUCKET,
+    EXPORT_FORMAT,
+    FILTER_PARAMETERS,
+    FILTER_PARAMS,
+    PAGE_PARAMETERS,
+    PAGE_PARAMS,
+    filters_from,
+    multi_params,
+    page_from,
+)
 from ._problems import PROBLEM_SCHEMA, Problem
 
 MAX_BODY = 5 * 1024 * 1024
@@ -54,16 +63,10 @@ def authorize(request: Request, scope: str) -> ApiKey:
         raise Problem(exc.status, exc.code, exc.message, headers=headers) from None
 
 
-_bearer = HTTPBearer(auto_error=False, description="An API key's secret: tk_<id>_<secret>")
-
-
 def _require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
     # A dependency, so that authentication runs before FastAPI validates the parameters:
     # a caller without a key learns nothing about them.
-    async def dependency(
-        request: Request,
-        _: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
-    ) -> ApiKey:
+    async def dependency(request: Request) -> ApiKey:
         return authorize(request, scope)
 
     return dependency
@@ -224,51 +227,12 @@ def _describe(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k != "cursor"}
 
 
-_FILTER_DOC = {
-    "operation": "Operation name or resource.* pattern; repeatable (OR).",
-    "actor": "Actor id; repeatable.",
-    "target": "type:id or a bare id; repeatable.",
-    "app": "App id; repeatable.",
-    "source_ip": "IP address or CIDR network; repeatable.",
-    "request_id": "Request id; repeatable.",
-}
-
-
-class FilterParams:
-    """The filter parameters, declared once for the OpenAPI document and for validation.
-
-    The handlers read the values from the query string themselves (``multi_params``), so a
-    repeated parameter keeps every value.
-    """
-
-    def __init__(
-        self,
-        operation: list[str] = Query(default=[], description=_FILTER_DOC["operation"]),  # noqa: B008
-        actor: list[str] = Query(default=[], description=_FILTER_DOC["actor"]),  # noqa: B008
-        target: list[str] = Query(default=[], description=_FILTER_DOC["target"]),  # noqa: B008
-        app: list[str] = Query(default=[], description=_FILTER_DOC["app"]),  # noqa: B008
-        source_ip: list[str] = Query(default=[], description=_FILTER_DOC["source_ip"]),  # noqa: B008
-        request_id: list[str] = Query(default=[], description=_FILTER_DOC["request_id"]),  # noqa: B008
-        success: bool | None = Query(default=None),
-        since: str | None = Query(default=None, description="RFC 3339, inclusive"),
-        until: str | None = Query(default=None, description="RFC 3339, exclusive"),
-        q: str | None = Query(default=None, description="The query language; see docs/api.md"),
-    ) -> None:
-        pass
-
-
 @router.get(
     "/events",
     responses={200: schemas.json_response(schemas.PAGE, "One page of events"), **_ERRORS},
+    openapi_extra={"parameters": [*FILTER_PARAMETERS, *PAGE_PARAMETERS]},
 )
-async def search(
-    request: Request,
-    key: ReadKey,
-    _: Annotated[FilterParams, Depends()],
-    order: str = Query(default="desc", pattern="^(desc|asc)$"),
-    limit: int = Query(default=50, ge=1, le=1000),
-    cursor: str | None = Query(default=None),
-) -> Response:
+async def search(request: Request, key: ReadKey) -> Response:
     """Search the key's org: filters combine with AND, values of one filter with OR."""
     values = multi_params(list(request.query_params.multi_items()))
     body = await run_in_threadpool(_page, service_of(request), key, values)
@@ -309,16 +273,15 @@ async def search_post(request: Request, key: ReadKey) -> Response:
         },
         **_ERRORS,
     },
+    openapi_extra={"parameters": [EXPORT_FORMAT, *FILTER_PARAMETERS]},
 )
-async def export(
-    request: Request,
-    key: ReadKey,
-    _: Annotated[FilterParams, Depends()],
-    format: str = Query(default="jsonl", pattern="^(csv|jsonl)$"),
-) -> Response:
+async def export(request: Request, key: ReadKey) -> Response:
     """Every matching event in seq order, streamed (constant memory at any size)."""
     values = multi_params(list(request.query_params.multi_items()))
-    values.pop("format", None)
+    format = values.pop("format", "jsonl")
+    if format not in MEDIA_TYPES:
+        raise Problem(400, "invalid_query", "format: must be csv or jsonl",
+                      errors=[{"field": "format", "message": "must be csv or jsonl"}])  # fmt: skip
     service = service_of(request)
     filters = service.limit_to_key(filters_from(values, allowed=set(FILTER_PARAMS)), key)
     try:
@@ -402,16 +365,12 @@ async def apps(request: Request, key: ReadKey) -> Response:
 @router.get(
     "/stats/activity",
     responses={200: schemas.json_response(schemas.ACTIVITY, "Counts per bucket"), **_ERRORS},
+    openapi_extra={"parameters": [BUCKET, *FILTER_PARAMETERS]},
 )
-async def activity(
-    request: Request,
-    key: ReadKey,
-    _: Annotated[FilterParams, Depends()],
-    bucket: str = Query(default="hour", pattern="^(hour|day)$"),
-) -> Response:
+async def activity(request: Request, key: ReadKey) -> Response:
     """Event and failure counts per hour or day, for charts."""
     values = multi_params(list(request.query_params.multi_items()))
-    values.pop("bucket", None)
+    bucket = values.pop("bucket", "hour")
     service = service_of(request)
     filters = service.limit_to_key(filters_from(values, allowed=set(FILTER_PARAMS)), key)
     try:

@@ -31,13 +31,15 @@ from ._port import (
     PreparedEvent,
     StoreClosedError,
 )
-from ._query import SearchQuery, network_range
+from ._query import SearchQuery
 from ._sqlite_rows import (
     EVENT_INSERT,
     FTS_INSERT,
+    SELECTIVE,
     TARGET_INSERT,
     event_rows,
     fts_match,
+    index_probes,
     where_clause,
 )
 from ._sqlite_schema import migrate
@@ -45,13 +47,8 @@ from ._sqlite_schema import migrate
 _SELECT = "SELECT e.seq, e.received_us, e.leaf_hash, e.body FROM events e"
 # At most this many events go into one group commit (bounds a transaction's memory and time).
 _GROUP_EVENTS = 20_000
-# Refresh the planner's statistics when the database has grown by this factor.
-_ANALYZE_GROWTH = 2.0
 _SYNCHRONOUS = {"off", "normal", "full", "extra"}
 _NO_TIME = -(2**62)
-# At or above this many matches, an IP filter is "dense": walking the time index finds a page
-# sooner than reading every match from the IP index and sorting (measured in bench/search.py).
-_DENSE_IPS = 4000
 
 
 class _Job:
@@ -149,7 +146,6 @@ class SQLiteStore(LogStore):
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._org_keys: dict[str, int] = {}
-        self._analyzed_at = 0
         self._writer = threading.Thread(target=self._write_loop, name="trailkeeper-sqlite-writer")
         self._writer.daemon = True
         self._writer.start()
@@ -252,7 +248,6 @@ class SQLiteStore(LogStore):
                 job.future.set_exception(outcome)
             else:
                 job.future.set_result(outcome)
-        self._maybe_analyze(con, next_rowid)
 
     def _append_one(
         self, con: sqlite3.Connection, job: _Job, next_rowid: int, received_us: int
@@ -334,15 +329,6 @@ class SQLiteStore(LogStore):
             )
         return results, next_rowid
 
-    def _maybe_analyze(self, con: sqlite3.Connection, next_rowid: int) -> None:
-        # The planner picks between the time index and a filter's index by these statistics;
-        # without them it guesses. analysis_limit keeps ANALYZE to milliseconds at any size.
-        rows = next_rowid - 1
-        if rows >= 1000 and rows >= self._analyzed_at * _ANALYZE_GROWTH:
-            con.execute("PRAGMA analysis_limit = 1000")
-            con.execute("ANALYZE")
-            self._analyzed_at = rows
-
     # -- reading ------------------------------------------------------------------------------
 
     def _reader(self) -> sqlite3.Connection:
@@ -404,31 +390,35 @@ class SQLiteStore(LogStore):
         self, con: sqlite3.Connection, org_key: int, query: SearchQuery
     ) -> tuple[str, list[Any]]:
         """The SQL and parameters ``search`` runs for a query without newest-first text."""
-        walk = self._ips_are_dense(con, org_key, query)
-        where, params = where_clause(org_key, query, with_position=True, walk_ips=walk)
+        source = self._choose_access(con, org_key, query)
+        where, params = where_clause(org_key, query, with_position=True)
         direction = "DESC" if query.order == "desc" else "ASC"
-        sql = f"{_SELECT} WHERE {where} ORDER BY e.time_us {direction}, e.rowid {direction} LIMIT ?"
+        sql = (
+            f"SELECT e.seq, e.received_us, e.leaf_hash, e.body FROM events e {source} "
+            f"WHERE {where} ORDER BY e.time_us {direction}, e.rowid {direction} LIMIT ?"
+        )
         return sql, [*params, query.limit]
 
     @staticmethod
-    def _ips_are_dense(con: sqlite3.Connection, org_key: int, query: SearchQuery) -> bool:
-        """Whether an IP filter matches so many events that the time index should lead.
+    def _choose_access(con: sqlite3.Connection, org_key: int, query: SearchQuery) -> str:
+        """How to read the events table: through the most selective filter, or in time order.
 
-        SQLite's planner can't tell a /8 from a /32; a capped count on the IP index can.
+        SQLite's planner needs statistics to tell a /8 from a /32 or a rare operation from a
+        common one, and sampled statistics mislead it (they put ~1,000 events in an org of
+        250,000). A capped count on each filter's own index costs a fraction of a
+        millisecond and tells exactly: the smallest one under ``SELECTIVE`` leads; when
+        every filter matches more, walking the time index finds a page soonest.
         """
-        networks = next((c.source_ips for c in (query.include, *query.also) if c.source_ips), ())
-        if not networks:
-            return False
-        ranges: list[str] = []
-        params: list[Any] = [org_key]
-        for network in networks:
-            ranges.append("ip BETWEEN ? AND ?")
-            params.extend(network_range(network))
-        sql = (
-            "SELECT COUNT(*) FROM (SELECT 1 FROM events INDEXED BY events_ip WHERE org_key = ? "
-            f"AND ip IS NOT NULL AND ({' OR '.join(ranges)}) LIMIT {_DENSE_IPS})"
-        )
-        return int(con.execute(sql, params).fetchone()[0]) >= _DENSE_IPS
+        best: tuple[int, str | None] | None = None
+        for index, sql, params in index_probes(org_key, query):
+            count = int(con.execute(sql, params).fetchone()[0])
+            if count < SELECTIVE and (best is None or count < best[0]):
+                best = (count, index)
+        if best is None:
+            return "INDEXED BY events_time"
+        index = best[1]
+        # NOT INDEXED still allows reading by rowid, which the rowid subquery needs.
+        return f"INDEXED BY {index}" if index else "NOT INDEXED"
 
     def _search_text(
         self, con: sqlite3.Connection, org_key: int, query: SearchQuery

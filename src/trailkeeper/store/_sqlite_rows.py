@@ -66,13 +66,15 @@ def event_rows(
 
 
 def fts_match(terms: tuple[str, ...]) -> str:
-    """An FTS5 query requiring every term; each term is a quoted word or phrase."""
-    return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
+    """An FTS5 query requiring every term; each term is a quoted word or phrase.
+
+    A NUL would end FTS5's string early ("unterminated string"); it separates words anyway,
+    so it becomes a space.
+    """
+    return " ".join('"' + term.replace('"', '""').replace("\x00", " ") + '"' for term in terms)
 
 
-def _criteria_sql(
-    criteria: Criteria, org_key: int, *, walk_ips: bool = False
-) -> tuple[list[str], list[Any]]:
+def _criteria_sql(criteria: Criteria, org_key: int) -> tuple[list[str], list[Any]]:
     sql: list[str] = []
     params: list[Any] = []
 
@@ -89,8 +91,7 @@ def _criteria_sql(
         ranges = []
         for network in criteria.source_ips:
             lo, hi = network_range(network)
-            # "+e.ip" keeps SQLite off the IP index: see SQLiteStore._ips_are_dense.
-            ranges.append("+e.ip BETWEEN ? AND ?" if walk_ips else "e.ip BETWEEN ? AND ?")
+            ranges.append("e.ip BETWEEN ? AND ?")
             params.extend((lo, hi))
         sql.append("(" + " OR ".join(ranges) + ")")
     if criteria.targets:
@@ -117,18 +118,16 @@ def where_clause(
     query: SearchQuery,
     *,
     with_position: bool,
-    walk_ips: bool = False,
     with_text: bool = True,
 ) -> tuple[str, list[Any]]:
     """The WHERE clause (without the keyword) and its parameters for ``query``.
 
-    ``walk_ips`` writes IP conditions so SQLite does not use the IP index; ``with_text``
-    False leaves the free-text condition to the caller.
+    ``with_text`` False leaves the free-text condition to the caller.
     """
     sql = ["e.org_key = ?"]
     params: list[Any] = [org_key]
     for criteria in (query.include, *query.also):
-        inc_sql, inc_params = _criteria_sql(criteria, org_key, walk_ips=walk_ips)
+        inc_sql, inc_params = _criteria_sql(criteria, org_key)
         sql += inc_sql
         params += inc_params
     if query.exclude:
@@ -154,3 +153,72 @@ def where_clause(
         sql.append(f"e.time_us {op}= ? AND (e.time_us {op} ? OR e.seq {op} ?)")
         params.extend((query.after.time_us, query.after.time_us, query.after.seq))
     return " AND ".join(sql), params
+
+
+# An index is "selective" for a query when fewer than this many events match its filter:
+# then reading those and sorting beats walking the time index (measured in bench/search.py:
+# the walk reads about limit / density rows; the crossover is near sqrt(limit * org size)).
+SELECTIVE = 4000
+
+
+def index_probes(org_key: int, query: SearchQuery) -> list[tuple[str | None, str, list[Any]]]:
+    """For each filter with an index of its own: (index, capped COUNT query, parameters).
+
+    The index is ``None`` for filters read through a subquery of rowids (targets, free
+    text): the events table is then read by rowid, not through an index.
+    """
+    probes: list[tuple[str | None, str, list[Any]]] = []
+    time_sql: list[str] = []
+    time_params: list[Any] = []
+    if query.since is not None:
+        time_sql.append("time_us >= ?")
+        time_params.append(to_micros(query.since))
+    if query.until is not None:
+        time_sql.append("time_us < ?")
+        time_params.append(to_micros(query.until))
+
+    def probe(index: str, condition: str, params: list[Any], timed: bool = True) -> None:
+        where = " AND ".join(["org_key = ?", condition, *(time_sql if timed else [])])
+        inner = f"SELECT 1 FROM events INDEXED BY {index} WHERE {where} LIMIT {SELECTIVE}"
+        sql = f"SELECT COUNT(*) FROM ({inner})"
+        probes.append((index, sql, [org_key, *params, *(time_params if timed else [])]))
+
+    def marks(n: int) -> str:
+        return ", ".join("?" * n)
+
+    for criteria in (query.include, *query.also):
+        if criteria.operations:
+            ops = criteria.operations
+            probe("events_operation", f"operation IN ({marks(len(ops))})", list(ops))
+        if criteria.actors:
+            probe(
+                "events_actor",
+                f"actor_id IN ({marks(len(criteria.actors))})",
+                list(criteria.actors),
+            )
+        if criteria.apps:
+            probe("events_app", f"app_id IN ({marks(len(criteria.apps))})", list(criteria.apps))
+        if criteria.request_ids:
+            ids = criteria.request_ids
+            probe("events_request", f"request_id IN ({marks(len(ids))})", list(ids), timed=False)
+        if criteria.source_ips:
+            ranges: list[str] = []
+            bounds: list[Any] = []
+            for network in criteria.source_ips:
+                ranges.append("ip BETWEEN ? AND ?")
+                bounds.extend(network_range(network))
+            probe("events_ip", "ip IS NOT NULL AND (" + " OR ".join(ranges) + ")", bounds)
+        if criteria.targets:
+            sql, params = _criteria_sql(Criteria(targets=criteria.targets), org_key)
+            subquery = sql[0].removeprefix("e.rowid IN (").removesuffix(")")
+            probes.append((None, f"SELECT COUNT(*) FROM ({subquery} LIMIT {SELECTIVE})", params))
+    if query.text:
+        probes.append(
+            (
+                None,
+                "SELECT COUNT(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ? "
+                f"LIMIT {SELECTIVE})",
+                [fts_match(query.text)],
+            )
+        )
+    return probes
