@@ -353,3 +353,19 @@ def test_key_problems_are_refused_and_change_nothing(
     assert response.status_code == status
     assert response.json()["code"] == code
     assert service.size("acme") == before
+
+
+def test_a_search_with_a_huge_filter_is_answered_and_recorded_truncated(
+    service: AuditService, http: Callable[[str | None], ASGIClient], reader: str
+) -> None:
+    actors = [f"user-{i:05d}-" + "x" * 40 for i in range(400)]  # ~20 KB of filters
+    response = http(reader).post("/v1/events/search", json={"actor": actors})
+    assert response.status_code == 200, response.text
+    service.flush_reads()
+    record = [e for e in service.scan("acme") if e.event.operation == "audit_log.search"][-1]
+    assert record.event.metadata == {
+        "request": {"parameters": ["actor"]},
+        "truncated": True,
+        "bytes": record.event.metadata["bytes"],
+    }
+    assert record.event.metadata["bytes"] > 8192

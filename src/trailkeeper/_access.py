@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .events import ID_RULE
+from .events import ID_RULE, canonical_json
 from .events._limits import ID_PATTERN
 from .filters import Filters, Match
 from .keys import SCOPES, ApiKey, AuthError, key_id_of, matches, new_secret
@@ -17,6 +17,10 @@ from .keys import SCOPES, ApiKey, AuthError, key_id_of, matches, new_secret
 if TYPE_CHECKING:
     from .service import IngestResult
     from .store import LogStore
+
+
+# The largest request description a read record keeps whole (metadata may hold 16 KiB).
+_REQUEST_RECORD_BYTES = 8192
 
 
 class AccessMixin:
@@ -131,8 +135,17 @@ class AccessMixin:
         return filters.combine(Filters(match=Match(apps=key.apps))) if key.apps else filters
 
     def record_read(self, key: ApiKey, operation: str, what: dict[str, Any]) -> None:
-        """Record that ``key`` searched, read or exported the log (``audit_log.*``)."""
-        self._record_own(key.org_id, operation, key, key, {"request": what}, wait=False)
+        """Record that ``key`` searched, read or exported the log (``audit_log.*``).
+
+        The request's filters go into ``metadata.request``; when they are too large for an
+        event (a long list in a JSON search), the record keeps their names and size and
+        says ``"truncated": true``, so a valid search is never refused for its record.
+        """
+        size = len(canonical_json(what))
+        metadata: dict[str, Any] = {"request": what}
+        if size > _REQUEST_RECORD_BYTES:
+            metadata = {"request": {"parameters": sorted(what)}, "truncated": True, "bytes": size}
+        self._record_own(key.org_id, operation, key, key, metadata, wait=False)
 
     def _record_own(
         self,

@@ -117,13 +117,17 @@ class AuditService(AccessMixin):
     def catalogue(self) -> Catalogue:
         return self.rules.catalogue
 
+    def flush_reads(self) -> None:
+        """Commit the pending records of reads of the log now, and wait for the commit."""
+        for future in self._flush_own():
+            future.exception()  # waits; a failure was logged and counted by the callback
+
     def close(self) -> None:
         """Store the pending records of reads, then close the store."""
         self._own_stop.set()
         if self._own_flusher is not None:
             self._own_flusher.join()
-        for future in self._flush_own():
-            future.exception()  # waits; a failure was logged and counted by the callback
+        self.flush_reads()
         self.store.close()
 
     def __enter__(self) -> AuditService:

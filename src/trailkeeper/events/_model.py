@@ -153,6 +153,10 @@ class Event:
         )
 
 
+# Events of one batch share their receive time: format each one once.
+_received_text: dict[datetime, str] = {}
+
+
 class StoredEvent:
     """An event as the log holds it, with what the server assigned.
 
@@ -211,10 +215,15 @@ class StoredEvent:
 
     def to_json(self) -> bytes:
         """``to_dict`` as JSON, made from the stored bytes without decoding them."""
+        received = _received_text.get(self.received_at)
+        if received is None:
+            if len(_received_text) > 4096:
+                _received_text.clear()
+            received = _received_text[self.received_at] = format_time(self.received_at)
         tail = (
-            f',"seq":{self.seq},"received_at":"{format_time(self.received_at)}",'
-            f'"leaf_hash":"{self.leaf_hash.hex()}"}}'
+            f',"seq":{self.seq},"received_at":"{received}","leaf_hash":"{self.leaf_hash.hex()}"}}'
         )
+
         return self.canonical[:-1] + tail.encode()
 
 

@@ -39,6 +39,7 @@ from ._sqlite_rows import (
     TARGET_INSERT,
     event_rows,
     fts_match,
+    in_time_order,
     index_probes,
     where_clause,
 )
@@ -76,7 +77,9 @@ def _connect(path: str, *, synchronous: str, readonly: bool) -> sqlite3.Connecti
     con.execute(f"PRAGMA synchronous = {synchronous}")
     con.execute("PRAGMA cache_size = -65536")  # 64 MiB per connection
     con.execute("PRAGMA temp_store = MEMORY")
-    con.execute("PRAGMA mmap_size = 268435456")
+    # Readers share the OS page cache through the mapping instead of each thread's connection
+    # warming a private cache; SQLite caps the size (2 GiB by default) by itself.
+    con.execute("PRAGMA mmap_size = 68719476736")
     if readonly:
         con.execute("PRAGMA query_only = 1")
     return con
@@ -146,6 +149,9 @@ class SQLiteStore(LogStore):
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._org_keys: dict[str, int] = {}
+        #: Under this many matches a filter's index leads a search (see _choose_access);
+        #: tests lower or raise it to run every access path on small data.
+        self.selective = SELECTIVE
         self._writer = threading.Thread(target=self._write_loop, name="trailkeeper-sqlite-writer")
         self._writer.daemon = True
         self._writer.start()
@@ -399,23 +405,28 @@ class SQLiteStore(LogStore):
         )
         return sql, [*params, query.limit]
 
-    @staticmethod
-    def _choose_access(con: sqlite3.Connection, org_key: int, query: SearchQuery) -> str:
+    def _choose_access(self, con: sqlite3.Connection, org_key: int, query: SearchQuery) -> str:
         """How to read the events table: through the most selective filter, or in time order.
 
         SQLite's planner needs statistics to tell a /8 from a /32 or a rare operation from a
         common one, and sampled statistics mislead it (they put ~1,000 events in an org of
         250,000). A capped count on each filter's own index costs a fraction of a
         millisecond and tells exactly: the smallest one under ``SELECTIVE`` leads; when
-        every filter matches more, walking the time index finds a page soonest.
+        every filter matches more, walking the time index finds a page soonest, or the index
+        of a single actor, operation or app, which reads in time order (and needs no count
+        at all when it is the only filter).
         """
+        ordered = in_time_order(query)
+        probes = index_probes(org_key, query, self.selective)
+        if ordered is not None and len(probes) == 1:
+            return f"INDEXED BY {ordered}"  # the only filter, and its index is in time order
         best: tuple[int, str | None] | None = None
-        for index, sql, params in index_probes(org_key, query):
+        for index, sql, params in probes:
             count = int(con.execute(sql, params).fetchone()[0])
-            if count < SELECTIVE and (best is None or count < best[0]):
+            if count < self.selective and (best is None or count < best[0]):
                 best = (count, index)
         if best is None:
-            return "INDEXED BY events_time"
+            return f"INDEXED BY {ordered or 'events_time'}"
         index = best[1]
         # NOT INDEXED still allows reading by rowid, which the rowid subquery needs.
         return f"INDEXED BY {index}" if index else "NOT INDEXED"

@@ -161,13 +161,33 @@ def where_clause(
 SELECTIVE = 4000
 
 
-def index_probes(org_key: int, query: SearchQuery) -> list[tuple[str | None, str, list[Any]]]:
+Probe = tuple[str | None, str, list[Any]]
+
+
+def in_time_order(query: SearchQuery) -> str | None:
+    """An index that yields the query's matches already in time order, if there is one.
+
+    One value of a filter whose index is (org_key, column, time_us) reads in time order:
+    a page costs a page of rows, however many events match.
+    """
+    for criteria in (query.include, *query.also):
+        for values, index in (
+            (criteria.actors, "events_actor"),
+            (criteria.operations, "events_operation"),
+            (criteria.apps, "events_app"),
+        ):
+            if len(values) == 1:
+                return index
+    return None
+
+
+def index_probes(org_key: int, query: SearchQuery, cap: int = SELECTIVE) -> list[Probe]:
     """For each filter with an index of its own: (index, capped COUNT query, parameters).
 
     The index is ``None`` for filters read through a subquery of rowids (targets, free
     text): the events table is then read by rowid, not through an index.
     """
-    probes: list[tuple[str | None, str, list[Any]]] = []
+    probes: list[Probe] = []
     time_sql: list[str] = []
     time_params: list[Any] = []
     if query.since is not None:
@@ -179,7 +199,7 @@ def index_probes(org_key: int, query: SearchQuery) -> list[tuple[str | None, str
 
     def probe(index: str, condition: str, params: list[Any], timed: bool = True) -> None:
         where = " AND ".join(["org_key = ?", condition, *(time_sql if timed else [])])
-        inner = f"SELECT 1 FROM events INDEXED BY {index} WHERE {where} LIMIT {SELECTIVE}"
+        inner = f"SELECT 1 FROM events INDEXED BY {index} WHERE {where} LIMIT {cap}"
         sql = f"SELECT COUNT(*) FROM ({inner})"
         probes.append((index, sql, [org_key, *params, *(time_params if timed else [])]))
 
@@ -211,13 +231,13 @@ def index_probes(org_key: int, query: SearchQuery) -> list[tuple[str | None, str
         if criteria.targets:
             sql, params = _criteria_sql(Criteria(targets=criteria.targets), org_key)
             subquery = sql[0].removeprefix("e.rowid IN (").removesuffix(")")
-            probes.append((None, f"SELECT COUNT(*) FROM ({subquery} LIMIT {SELECTIVE})", params))
+            probes.append((None, f"SELECT COUNT(*) FROM ({subquery} LIMIT {cap})", params))
     if query.text:
         probes.append(
             (
                 None,
                 "SELECT COUNT(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ? "
-                f"LIMIT {SELECTIVE})",
+                f"LIMIT {cap})",
                 [fts_match(query.text)],
             )
         )
