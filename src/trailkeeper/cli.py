@@ -102,7 +102,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"\n{org}: {service.size(org)} events, {len(failures)} failed; newest 10:\n")
             _print_table(page.events)
         print(f"\nThe log is in {args.db or Settings.from_env().database_url}. Try:")
-        print("  trailkeeper search --org acme 'operation:model.* status:failure'")
+        print(f"  {_me()} search --org acme 'operation:model.* status:failure'")
         if args.no_serve:
             return 0
         _, secret = service.create_key("acme", ["events:read"], name="demo reader")
@@ -178,6 +178,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _freeze_heap()
         uvicorn.run(app, host=host, port=port, log_level=args.log_level)
     return 0
+
+
+def _me() -> str:
+    """This command as the user can run it again (``.venv/bin/trailkeeper`` from make)."""
+    import os
+
+    path = sys.argv[0]
+    return os.path.relpath(path) if os.path.basename(path) == "trailkeeper" else "trailkeeper"
 
 
 def _freeze_heap() -> None:

@@ -113,6 +113,19 @@ def _criteria_sql(criteria: Criteria, org_key: int) -> tuple[list[str], list[Any
     return sql, params
 
 
+def _time_range(query: SearchQuery, prefix: str) -> tuple[list[str], list[Any]]:
+    """Conditions for ``since`` (inclusive) and ``until`` (exclusive)."""
+    sql: list[str] = []
+    params: list[Any] = []
+    if query.since is not None:
+        sql.append(f"{prefix}time_us >= ?")
+        params.append(to_micros(query.since))
+    if query.until is not None:
+        sql.append(f"{prefix}time_us < ?")
+        params.append(to_micros(query.until))
+    return sql, params
+
+
 def where_clause(
     org_key: int,
     query: SearchQuery,
@@ -138,12 +151,9 @@ def where_clause(
     if query.success is not None:
         sql.append("e.success = ?")
         params.append(1 if query.success else 0)
-    if query.since is not None:
-        sql.append("e.time_us >= ?")
-        params.append(to_micros(query.since))
-    if query.until is not None:
-        sql.append("e.time_us < ?")
-        params.append(to_micros(query.until))
+    time_sql, time_params = _time_range(query, "e.")
+    sql += time_sql
+    params += time_params
     if query.text and with_text:
         sql.append("e.rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
         params.append(fts_match(query.text))
@@ -188,14 +198,7 @@ def index_probes(org_key: int, query: SearchQuery, cap: int = SELECTIVE) -> list
     text): the events table is then read by rowid, not through an index.
     """
     probes: list[Probe] = []
-    time_sql: list[str] = []
-    time_params: list[Any] = []
-    if query.since is not None:
-        time_sql.append("time_us >= ?")
-        time_params.append(to_micros(query.since))
-    if query.until is not None:
-        time_sql.append("time_us < ?")
-        time_params.append(to_micros(query.until))
+    time_sql, time_params = _time_range(query, "")
 
     def probe(index: str, condition: str, params: list[Any], timed: bool = True) -> None:
         where = " AND ".join(["org_key = ?", condition, *(time_sql if timed else [])])
