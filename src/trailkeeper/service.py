@@ -447,9 +447,8 @@ def _replace_after(query: SearchQuery, position: Position) -> SearchQuery:
 
 
 def _fingerprint(query: SearchQuery) -> str:
-    basis = repr(
-        (query.include, query.exclude, query.success, query.since, query.until, query.text)
-    )
+    parts = (query.include, query.also, query.exclude, query.success, query.since, query.until)
+    basis = repr((*parts, query.text))
     return hashlib.sha256(basis.encode()).hexdigest()[:16]
 
 

@@ -83,6 +83,27 @@ class SearchQuery:
     also: tuple[Criteria, ...] = ()
 
 
-def network_range(network: IPNetwork) -> tuple[bytes, bytes]:
-    """The first and last 16-byte ip keys inside ``network``."""
-    return ip_key(str(network.network_address)), ip_key(str(network.broadcast_address))
+_MAPPED_FIRST = b"\x00" * 10 + b"\xff\xff" + b"\x00" * 4
+_MAPPED_LAST = b"\x00" * 10 + b"\xff\xff" + b"\xff" * 4
+
+
+def _step(key: bytes, by: int) -> bytes:
+    return (int.from_bytes(key) + by).to_bytes(16)
+
+
+def network_ranges(network: IPNetwork) -> list[tuple[bytes, bytes]]:
+    """The ranges of 16-byte ip keys inside ``network`` (first and last, inclusive).
+
+    IPv4 addresses are kept as keys in ``::ffff:0:0/96``; an IPv6 network wider than that
+    block (``::/0``, ``::/64``) must not match them, so the block is cut out of its range.
+    """
+    first = ip_key(str(network.network_address))
+    last = ip_key(str(network.broadcast_address))
+    if network.version == 6 and network.prefixlen < 96 and first <= _MAPPED_FIRST <= last:
+        ranges = []
+        if first < _MAPPED_FIRST:
+            ranges.append((first, _step(_MAPPED_FIRST, -1)))
+        if last > _MAPPED_LAST:
+            ranges.append((_step(_MAPPED_LAST, 1), last))
+        return ranges
+    return [(first, last)]

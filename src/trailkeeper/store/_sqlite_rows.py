@@ -7,7 +7,7 @@ from typing import Any
 from ..events import Event, to_micros
 from ..events._ip import ip_key
 from ._port import PreparedEvent
-from ._query import Criteria, SearchQuery, network_range
+from ._query import Criteria, SearchQuery, network_ranges
 
 EVENT_INSERT = (
     "INSERT INTO events (rowid, org_key, seq, id, time_us, wm_us, received_us, app_id, "
@@ -90,9 +90,9 @@ def _criteria_sql(criteria: Criteria, org_key: int) -> tuple[list[str], list[Any
     if criteria.source_ips:
         ranges = []
         for network in criteria.source_ips:
-            lo, hi = network_range(network)
-            ranges.append("e.ip BETWEEN ? AND ?")
-            params.extend((lo, hi))
+            for lo, hi in network_ranges(network):
+                ranges.append("e.ip BETWEEN ? AND ?")
+                params.extend((lo, hi))
         sql.append("(" + " OR ".join(ranges) + ")")
     if criteria.targets:
         alternatives = []
@@ -228,8 +228,9 @@ def index_probes(org_key: int, query: SearchQuery, cap: int = SELECTIVE) -> list
             ranges: list[str] = []
             bounds: list[Any] = []
             for network in criteria.source_ips:
-                ranges.append("ip BETWEEN ? AND ?")
-                bounds.extend(network_range(network))
+                for lo, hi in network_ranges(network):
+                    ranges.append("ip BETWEEN ? AND ?")
+                    bounds.extend((lo, hi))
             probe("events_ip", "ip IS NOT NULL AND (" + " OR ".join(ranges) + ")", bounds)
         if criteria.targets:
             sql, params = _criteria_sql(Criteria(targets=criteria.targets), org_key)
