@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -53,14 +56,27 @@ class _MetricsMiddleware:
             )
 
 
+#: Threads (each with its own SQLite connection) that answer searches, gets and charts.
+READERS = 4
+
+
 def create_app(service: AuditService) -> FastAPI:
     """The API over ``service``; the caller owns the service and closes it."""
+    readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="tk-reader")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        readers.shutdown(wait=True)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Trailkeeper",
         version=__version__,
         description="A tamper-evident, searchable audit log. Errors are RFC 9457 problems.",
     )
     metrics = Metrics()
+    app.state.readers = readers
     app.state.service = service
     app.state.metrics = metrics
     app.include_router(router)

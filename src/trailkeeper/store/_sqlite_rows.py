@@ -168,7 +168,7 @@ def where_clause(
 # An index is "selective" for a query when fewer than this many events match its filter:
 # then reading those and sorting beats walking the time index (measured in bench/search.py:
 # the walk reads about limit / density rows; the crossover is near sqrt(limit * org size)).
-SELECTIVE = 4000
+SELECTIVE = 2000
 
 
 Probe = tuple[str | None, str, list[Any]]
