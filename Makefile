@@ -30,10 +30,12 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-## bench: the benchmarks of bench/ (minutes; figures go to bench/RESULTS.md)
+## bench: the benchmarks of bench/ (about 25 minutes and 12 GB; figures in bench/RESULTS.md)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/http_ingest.py
+	$(BIN)/python bench/http_search.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
