@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import io
+import os
+import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -106,18 +109,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.no_serve:
             return 0
         _, secret = service.create_key("acme", ["events:read"], name="demo reader")
-        import uvicorn
-
-        from .server import create_app
-
         base = f"http://{args.host}:{args.port}"
         print(f"\nServing the API on {base} (docs: {base}/docs); Ctrl-C stops it.")
         print("A read key for org acme (the secret is shown once):")
         print(f"  curl -H 'Authorization: Bearer {secret}' '{base}/v1/events?limit=5'")
         sys.stdout.flush()
-        app = create_app(service)
-        _freeze_heap()
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        _run_server(service, args.host, args.port, "warning")
     return 0
 
 
@@ -165,41 +162,36 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from .server import create_app
-
     settings = Settings.from_env()
     host = args.host or settings.host
     port = args.port or settings.port
     with _service(args) as service:
         print(f"Trailkeeper on http://{host}:{port} (API docs at /docs)", flush=True)
-        app = create_app(service)
-        _freeze_heap()
-        uvicorn.run(app, host=host, port=port, log_level=args.log_level)
+        _run_server(service, host, port, args.log_level)
     return 0
+
+
+def _run_server(service: AuditService, host: str, port: int, log_level: str) -> None:
+    # Imported here: the core and the other commands work without the server extra.
+    import uvicorn
+
+    from .server import create_app
+
+    app = create_app(service)
+    # The imports and the app are ~all of the heap and live as long as the process: moved
+    # out of the collector's generations, they are not walked again on every collection.
+    gc.collect()
+    gc.freeze()
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
 def _me() -> str:
     """This command as the user can run it again (``.venv/bin/trailkeeper`` from make)."""
-    import os
-
     path = sys.argv[0]
     return os.path.relpath(path) if os.path.basename(path) == "trailkeeper" else "trailkeeper"
 
 
-def _freeze_heap() -> None:
-    # The imports and the app are ~all of the heap and live as long as the process: moved
-    # out of the collector's generations, they are not walked again on every collection.
-    import gc
-
-    gc.collect()
-    gc.freeze()
-
-
 def _duration(value: str) -> timedelta:
-    import re
-
     match = re.fullmatch(r"(\d{1,5})([hdw])", value)
     if not match:
         raise argparse.ArgumentTypeError(f"{value!r}: write a duration like 12h, 90d or 8w")

@@ -8,9 +8,10 @@ import hashlib
 import ipaddress
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +22,6 @@ from .events import (
     ID_RULE,
     TARGET_TYPES,
     Catalogue,
-    Event,
     EventRules,
     EventValidationError,
     FieldError,
@@ -263,7 +263,7 @@ class AuditService(AccessMixin):
             first = stored.get(prepared[i].event.id)
             if first is None:
                 continue
-            event = _with_time(prepared[i].event, first.event.time)
+            event = replace(prepared[i].event, time=first.event.time)
             canonical = event.canonical_bytes()
             prepared[i] = PreparedEvent(event, canonical, leaf_hash(canonical))
 
@@ -273,8 +273,6 @@ class AuditService(AccessMixin):
         """The event with this id in this org, or ``None`` (also for a malformed id)."""
         _check_org(org_id)
         try:
-            import uuid
-
             event_id = str(uuid.UUID(event_id))
         except ValueError:
             return None
@@ -305,7 +303,7 @@ class AuditService(AccessMixin):
         query = self.compile(filters or Filters(), order=order, limit=limit + 1)
         fingerprint = _fingerprint(query)
         if cursor is not None:
-            query = _replace_after(query, _decode_cursor(cursor, order, fingerprint))
+            query = replace(query, after=_decode_cursor(cursor, order, fingerprint))
         rows = self.store.search(org_id, query)
         if len(rows) <= limit:
             return Page(rows, None)
@@ -432,18 +430,6 @@ def _network(value: str, prefix: str) -> ipaddress.IPv4Network | ipaddress.IPv6N
         if mapped is not None and network.prefixlen >= 96:
             return ipaddress.IPv4Network(f"{mapped}/{network.prefixlen - 96}", strict=False)
     return network
-
-
-def _with_time(event: Event, time: datetime) -> Event:
-    from dataclasses import replace
-
-    return replace(event, time=time)
-
-
-def _replace_after(query: SearchQuery, position: Position) -> SearchQuery:
-    from dataclasses import replace
-
-    return replace(query, after=position)
 
 
 def _fingerprint(query: SearchQuery) -> str:

@@ -124,10 +124,6 @@ class Event:
         """The canonical JSON encoding (see ``canonical_json``)."""
         return canonical_json(self.to_dict())
 
-    @property
-    def time_micros(self) -> int:
-        return to_micros(self.time)
-
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:
         """Rebuild an event from ``to_dict`` output that was validated before (no checks)."""

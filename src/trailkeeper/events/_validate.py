@@ -6,6 +6,7 @@ one round trip. The rules and limits are listed in ``docs/events.md``.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Mapping
@@ -276,8 +277,6 @@ def _kind(value: object) -> str:
 
 
 def _hint(name: str, choices: frozenset[str]) -> str:
-    import difflib
-
     close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
