@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -111,3 +116,79 @@ class ASGIClient:
     def close(self) -> None:
         self._loop.run_until_complete(self._client.aclose())
         self._loop.close()
+
+
+def run_cli(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The ``trailkeeper`` command in a process of its own, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "trailkeeper.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def new_key(db: str, *args: str) -> str:
+    """A key made by ``trailkeeper keys create``; its secret is alone on the last line."""
+    result = run_cli("keys", "create", "--db", db, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    db: str
+    process: subprocess.Popen[str]
+
+    def key(self, *args: str) -> str:
+        return new_key(self.db, *args)
+
+
+def wait_until_up(url: str, process: subprocess.Popen[str], seconds: float = 30) -> None:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, f"the server did not come up in {seconds} s"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """``trailkeeper serve`` on a real port over a SQLite file."""
+    db = f"sqlite:///{tmp_path / 'live.db'}"
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trailkeeper.cli", "serve", "--db", db, "--port", str(port),
+         "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process)
+        yield LiveServer(url, db, process)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stderr:
+            process.stderr.close()

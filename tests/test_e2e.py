@@ -4,70 +4,21 @@ from __future__ import annotations
 
 import csv
 import io
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
+from conftest import LiveServer, new_key
+from conftest import run_cli as cli
 from trailkeeper.client import AuthenticationError, Client
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trailkeeper.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    db = f"sqlite:///{tmp_path / 'e2e.db'}"
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "trailkeeper.cli", "serve", "--db", db, "--port", str(port),
-         "--log-level", "warning"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "the server did not come up in 30 s"
-            time.sleep(0.1)
-        yield url, db
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        if process.stderr:
-            process.stderr.close()
+def server(live_server: LiveServer) -> tuple[str, str]:
+    return live_server.url, live_server.db
 
 
 def make_key(db: str, *args: str) -> str:
-    result = cli("keys", "create", "--db", db, *args)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]  # the secret is alone on the last line
+    return new_key(db, *args)
 
 
 def test_a_producer_and_a_reader_over_real_http(server: tuple[str, str]) -> None:
@@ -103,10 +54,13 @@ def test_a_producer_and_a_reader_over_real_http(server: tuple[str, str]) -> None
 
     listed = cli("keys", "list", "--db", db, "--org", "acme")
     assert "platform" in listed.stdout
-    tailed = cli("tail", "--db", db, "--org", "acme", "--once", "--last", "100", "operation:team.*")
+    remote = ("--url", url, "--key", reader)
+    tailed = cli("tail", *remote, "--last", "100", "--count", "1", "--format", "jsonl",
+                 "operation:team.*")  # fmt: skip
+    assert tailed.returncode == 0, tailed.stderr
     assert '"team.create"' in tailed.stdout
-    searched = cli("search", "--db", db, "--org", "acme", "status:failure", "--format", "csv")
-    assert "ci" in searched.stdout
+    searched = cli("search", *remote, "status:failure", "--format", "csv")
+    assert searched.stdout.splitlines()[1].split(",")[1] == "ci"
 
 
 def test_a_revoked_key_stops_working_at_once(server: tuple[str, str]) -> None:

@@ -64,6 +64,9 @@ def _document() -> dict[str, Any]:
 
 
 schema = schemathesis.openapi.from_dict(_document())
+# With a valid key, /v1/events/stream never ends by design (it follows the log); it has its
+# own tests over a real server in tests/test_stream.py. Without a key it answers at once.
+finite = schema.exclude(path="/v1/events/stream")
 
 
 @pytest.fixture
@@ -94,7 +97,7 @@ def secret(service: AuditService, make_event: MakeEvent) -> str:
     return created
 
 
-@schema.parametrize()
+@finite.parametrize()
 @SETTINGS
 def test_every_response_with_a_key_conforms_to_the_document(
     case: schemathesis.Case, app: FastAPI, secret: str

@@ -10,6 +10,9 @@ with Client("http://127.0.0.1:8000", key="tk_...") as tk:
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -123,6 +126,66 @@ class _Events:
                 _raise_for(response)
             yield from response.iter_bytes()
 
+    def tail(
+        self, *, after: int | None = None, backlog: int = 0, reconnect: bool = True, **filters: Any
+    ) -> Iterator[Event]:
+        """Follow the org's log: matching events in seq order as they are stored, forever.
+
+        Args:
+            after: start after this seq; by default only events stored from now on.
+            backlog: start with the matching events among the org's last ``backlog``.
+            reconnect: when the connection drops, reconnect and resume after the last event
+                received (no event is skipped or repeated); otherwise raise.
+        """
+        sse = _SSE()
+        params = _stream_params(after, backlog, filters)
+        while True:
+            headers = {"Last-Event-ID": sse.last_id} if sse.last_id is not None else {}
+            try:
+                with self._client._http.stream(
+                    "GET", "/v1/events/stream", params=params, headers=headers,
+                    timeout=_STREAM_TIMEOUT,
+                ) as response:  # fmt: skip
+                    if response.status_code >= 400:
+                        response.read()
+                        _raise_for(response)
+                    for line in response.iter_lines():
+                        data = sse.feed(line)
+                        if data is not None:
+                            yield json.loads(data)
+            except httpx.TransportError:
+                if not reconnect:
+                    raise
+                time.sleep(1.0)
+
+
+#: Longer than the server's keep-alive interval on an idle stream (15 s).
+_STREAM_TIMEOUT = httpx.Timeout(30.0, read=60.0)
+
+
+class _SSE:
+    """Server-sent events, parsed line by line: yields ``(id, data)`` per message."""
+
+    def __init__(self) -> None:
+        self.last_id: str | None = None
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> str | None:
+        if not line:
+            data, self._data = self._data, []
+            return "\n".join(data) if data else None
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "data":
+            self._data.append(value)
+        elif field == "id":
+            self.last_id = value
+        return None
+
+
+def _stream_params(after: int | None, backlog: int, filters: Mapping[str, Any]) -> Params:
+    return _params({**filters, "after": after, "backlog": backlog or None})
+
 
 class Client:
     """A blocking client. ``key`` is an API key's secret."""
@@ -137,7 +200,7 @@ class Client:
     ) -> None:
         self._http = httpx.Client(
             base_url=url,
-            headers={"Authorization": f"Bearer {key}"},
+            headers={"Authorization": f"Bearer {key}"} if key else {},
             timeout=timeout,
             transport=transport,
         )
@@ -159,6 +222,17 @@ class Client:
     def operations(self) -> list[dict[str, Any]]:
         ops: list[dict[str, Any]] = self._get("/v1/operations", [])["operations"]
         return ops
+
+    def apps(self) -> list[dict[str, Any]]:
+        """Apps seen in the key's org: ``app_id``, ``events``, ``last_activity``."""
+        apps: list[dict[str, Any]] = self._get("/v1/apps", [])["apps"]
+        return apps
+
+    def activity(self, bucket: str = "hour", **filters: Any) -> list[dict[str, Any]]:
+        """Event and failure counts per ``hour`` or ``day`` for matching events."""
+        params = _params({**filters, "bucket": bucket})
+        buckets: list[dict[str, Any]] = self._get("/v1/stats/activity", params)["buckets"]
+        return buckets
 
     def _get(self, path: str, params: Params) -> Any:
         response = self._http.get(path, params=params)
@@ -206,6 +280,31 @@ class _AsyncEvents:
             async for chunk in response.aiter_bytes():
                 yield chunk
 
+    async def tail(
+        self, *, after: int | None = None, backlog: int = 0, reconnect: bool = True, **filters: Any
+    ) -> AsyncIterator[Event]:
+        """Follow the org's log (see ``Client.events.tail``)."""
+        sse = _SSE()
+        params = _stream_params(after, backlog, filters)
+        while True:
+            headers = {"Last-Event-ID": sse.last_id} if sse.last_id is not None else {}
+            try:
+                async with self._client._http.stream(
+                    "GET", "/v1/events/stream", params=params, headers=headers,
+                    timeout=_STREAM_TIMEOUT,
+                ) as response:  # fmt: skip
+                    if response.status_code >= 400:
+                        await response.aread()
+                        _raise_for(response)
+                    async for line in response.aiter_lines():
+                        data = sse.feed(line)
+                        if data is not None:
+                            yield json.loads(data)
+            except httpx.TransportError:
+                if not reconnect:
+                    raise
+                await asyncio.sleep(1.0)
+
 
 class AsyncClient:
     """The asyncio twin of ``Client``."""
@@ -220,7 +319,7 @@ class AsyncClient:
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=url,
-            headers={"Authorization": f"Bearer {key}"},
+            headers={"Authorization": f"Bearer {key}"} if key else {},
             timeout=timeout,
             transport=transport,
         )

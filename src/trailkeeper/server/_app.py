@@ -20,6 +20,7 @@ from . import _schemas as schemas
 from ._metrics import Metrics
 from ._problems import Problem
 from ._routes import json, router
+from ._stream import router as stream_router
 
 
 class _MetricsMiddleware:
@@ -79,6 +80,8 @@ def create_app(service: AuditService) -> FastAPI:
     app.state.readers = readers
     app.state.service = service
     app.state.metrics = metrics
+    # Before the main router: /v1/events/{event_id} would otherwise take /v1/events/stream.
+    app.include_router(stream_router)
     app.include_router(router)
 
     @app.exception_handler(Problem)

@@ -1,0 +1,209 @@
+"""Commands that work on a database directly: serve, demo, keys, ingest."""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from ..config import DEFAULT_DATABASE_URL, Settings
+from ..filters import Filters
+from ..keys import SCOPES
+from ..service import AuditService
+from . import _render
+from ._app import app, keys
+
+Db = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        metavar="URL",
+        help=f"Database URL (default: $TRAILKEEPER_DATABASE_URL or {DEFAULT_DATABASE_URL}).",
+        show_default=False,
+    ),
+]
+Org = Annotated[str, typer.Option("--org", help="The organization (tenant).")]
+
+
+def _service(db: str | None) -> AuditService:
+    settings = Settings.from_env()
+    return AuditService.open(db or settings.database_url, rules=settings.rules())
+
+
+def run_server(service: AuditService, host: str, port: int, log_level: str) -> None:
+    """Serve the API over ``service`` with uvicorn until interrupted."""
+    # Imported here: the core and the other commands work without the server extra.
+    import uvicorn
+
+    from ..server import create_app
+
+    app = create_app(service)
+    # The imports and the app are ~all of the heap and live as long as the process: moved
+    # out of the collector's generations, they are not walked again on every collection.
+    gc.collect()
+    gc.freeze()
+    # Open live streams (/v1/events/stream) never end by themselves: give them 3 s.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3)
+
+
+@app.command()
+def serve(
+    db: Db = None,
+    host: Annotated[
+        str | None, typer.Option(help="Default: $TRAILKEEPER_HOST or 127.0.0.1.")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Default: $TRAILKEEPER_PORT or 8000.")] = None,
+    log_level: Annotated[
+        str, typer.Option(help="debug, info, warning or error.", case_sensitive=False)
+    ] = "info",
+) -> None:
+    """Run the HTTP API (and the console at /console)."""
+    if log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter("debug, info, warning or error", param_hint="--log-level")
+    settings = Settings.from_env()
+    host = host or settings.host
+    port = port or settings.port
+    with _service(db) as service:
+        print(f"Trailkeeper on http://{host}:{port} (console at /console, API docs at /docs)")
+        sys.stdout.flush()
+        run_server(service, host, port, log_level.lower())
+
+
+def _me() -> str:
+    """This program as the user can run it again (``.venv/bin/trailkeeper`` from make)."""
+    path = sys.argv[0]
+    return os.path.relpath(path) if os.path.basename(path) == "trailkeeper" else "trailkeeper"
+
+
+@app.command()
+def demo(
+    db: Db = None,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Load and show, then stop.")] = False,
+) -> None:
+    """Load a week of demo activity for two orgs, then serve it."""
+    from ..demo import week_of_activity
+
+    with _service(db) as service:
+        if service.size("acme") == 0:
+            batches: dict[str, list[dict[str, object]]] = {}
+            for org, event in week_of_activity(datetime.now(UTC)):
+                batches.setdefault(org, []).append(event)
+            for org, events in batches.items():
+                for start in range(0, len(events), 1000):
+                    service.ingest(org, events[start : start + 1000])
+        out = _render.console()
+        for org in ("acme", "globex"):
+            page = service.search(org, limit=10)
+            failures = service.search(org, Filters(success=False), limit=1000).events
+            out.print(f"\n{org}: {service.size(org)} events, {len(failures)} failed; newest 10:\n")
+            out.print(_render.table([e.to_dict() for e in page.events]))
+        print(f"\nThe log is in {db or Settings.from_env().database_url}.")
+        if no_serve:
+            return
+        _, secret = service.create_key("acme", ["events:read"], name="demo reader")
+        base = f"http://{host}:{port}"
+        print(f"\nServing on {base}; Ctrl-C stops it.")
+        print(f"  the console:  {base}/console  (sign in with the key below)")
+        print(f"  the API docs: {base}/docs")
+        print("A read key for org acme (the secret is shown once):")
+        print(f"  {secret}")
+        print("Try:")
+        print(f"  curl -H 'Authorization: Bearer {secret}' '{base}/v1/events?limit=5'")
+        print(f"  {_me()} search --url {base} --key {secret} 'operation:model.* status:failure'")
+        sys.stdout.flush()
+        run_server(service, host, port, "warning")
+
+
+def _duration(value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    match = re.fullmatch(r"(\d{1,5})([hdw])", value)
+    if not match:
+        raise typer.BadParameter(f"{value!r}: write a duration like 12h, 90d or 8w")
+    unit = {"h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+@keys.command("create")
+def keys_create(
+    org: Org,
+    scope: Annotated[
+        list[str], typer.Option(help=f"Repeatable: {', '.join(SCOPES)}.", show_default=False)
+    ],
+    app_: Annotated[
+        list[str] | None, typer.Option("--app", help="Limit a read key to these apps.")
+    ] = None,
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "",
+    expires: Annotated[str | None, typer.Option(help="e.g. 90d, 12h, 8w (default: never).")] = None,
+    db: Db = None,
+) -> None:
+    """Make a key; prints its secret alone on the last line."""
+    unknown = [s for s in scope if s not in SCOPES]
+    if unknown:
+        raise typer.BadParameter(f"{unknown}: scopes are {', '.join(SCOPES)}", param_hint="--scope")
+    expires_in = _duration(expires)
+    with _service(db) as service:
+        key, secret = service.create_key(
+            org, scope, apps=app_ or [], name=name, expires_in=expires_in
+        )
+    expiry = key.expires_at.isoformat() if key.expires_at else "never"
+    print(f"key {key.id} for org {key.org_id}: scopes {', '.join(key.scopes)}; expires {expiry}")
+    print("the secret is shown once; keep it safe:")
+    print(secret)
+
+
+@keys.command("list")
+def keys_list(org: Org, db: Db = None) -> None:
+    """The org's keys, revoked ones included."""
+    with _service(db) as service:
+        found = service.list_keys(org)
+    for key in found:
+        state = "revoked" if key.revoked_at else "active"
+        apps = ",".join(key.apps) or "all apps"
+        print(f"{key.id}  {state:8} {','.join(key.scopes):28} {apps:20} {key.name}")
+
+
+@keys.command("revoke")
+def keys_revoke(org: Org, key_id: Annotated[str, typer.Argument()], db: Db = None) -> None:
+    """Revoke one of the org's keys."""
+    with _service(db) as service:
+        key = service.revoke_key(org, key_id)
+    print(f"revoked {key.id}")
+
+
+@app.command()
+def ingest(
+    org: Org,
+    file: Annotated[str, typer.Argument(help="A .jsonl file, or - for standard input.")],
+    batch: Annotated[int, typer.Option(min=1, max=1000, help="Events per batch.")] = 1000,
+    db: Db = None,
+) -> None:
+    """Ingest events from a JSON Lines file, in all-or-nothing batches."""
+    source = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
+    accepted = duplicates = 0
+    with source, _service(db) as service:
+        pending: list[dict[str, object]] = []
+        for number, line in enumerate(source, 1):
+            if not line.strip():
+                continue
+            try:
+                pending.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"line {number}: not JSON: {exc}") from None
+            if len(pending) == batch:
+                result = service.ingest(org, pending)
+                accepted, duplicates = accepted + result.accepted, duplicates + result.duplicates
+                pending = []
+        if pending:
+            result = service.ingest(org, pending)
+            accepted, duplicates = accepted + result.accepted, duplicates + result.duplicates
+    print(f"accepted {accepted}, duplicates {duplicates}")

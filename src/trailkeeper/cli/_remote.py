@@ -1,0 +1,193 @@
+"""Commands that read the log through a server, as any client does: search, tail, export,
+operations. The server and key come from ``--url`` / ``--key`` or ``TRAILKEEPER_URL`` /
+``TRAILKEEPER_KEY``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import islice
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import _render
+from ._app import Unreachable, app
+from ._render import Format
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+Url = Annotated[
+    str,
+    typer.Option("--url", envvar="TRAILKEEPER_URL", help="The Trailkeeper server."),
+]
+Key = Annotated[
+    str,
+    typer.Option(
+        "--key",
+        envvar="TRAILKEEPER_KEY",
+        help="A read key's secret (tk_...).",
+        show_default=False,
+        show_envvar=True,
+    ),
+]
+Query = Annotated[
+    str | None,
+    typer.Argument(help="The query language, e.g. 'operation:model.* status:failure since:7d'."),
+]
+
+
+def _repeat(help: str) -> Any:
+    return typer.Option(help=f"{help} Repeatable.", show_default=False)
+
+
+@contextmanager
+def _client(url: str, key: str | None) -> Iterator[Any]:
+    import httpx
+
+    from ..client import Client
+
+    if key is not None and not key:
+        raise typer.BadParameter("give a read key: --key tk_... or TRAILKEEPER_KEY=tk_...")
+    with Client(url, key or "") as client:
+        try:
+            yield client
+        except httpx.TransportError as exc:
+            raise Unreachable(f"cannot reach the server at {url}: {exc}") from None
+
+
+@app.command()
+def search(
+    query: Query = None,
+    operation: Annotated[list[str] | None, _repeat("Name or resource.* pattern.")] = None,
+    actor: Annotated[list[str] | None, _repeat("Actor id.")] = None,
+    target: Annotated[list[str] | None, _repeat("type:id or a bare id.")] = None,
+    app_: Annotated[list[str] | None, typer.Option("--app", help="App id. Repeatable.")] = None,
+    ip: Annotated[list[str] | None, _repeat("IP address or CIDR network.")] = None,
+    request: Annotated[list[str] | None, _repeat("Request id.")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only failures.")] = False,
+    succeeded: Annotated[bool, typer.Option("--succeeded", help="Only successes.")] = False,
+    since: Annotated[str | None, typer.Option(help="Inclusive (RFC 3339).")] = None,
+    until: Annotated[str | None, typer.Option(help="Exclusive (RFC 3339).")] = None,
+    order: Annotated[str, typer.Option(help="desc (newest first) or asc.")] = "desc",
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="Events to show.")] = 50,
+    format: Annotated[Format, typer.Option(help="How to print them.")] = Format.table,
+    url: Url = DEFAULT_URL,
+    key: Key = "",
+) -> None:
+    """Search the key's org (filters combine with AND; repeated values with OR)."""
+    if failed and succeeded:
+        raise typer.BadParameter("--failed and --succeeded exclude each other")
+    if order not in ("desc", "asc"):
+        raise typer.BadParameter("desc or asc", param_hint="--order")
+    filters = {
+        "q": query, "operation": operation, "actor": actor, "target": target, "app": app_,
+        "source_ip": ip, "request_id": request, "success": False if failed else True if succeeded
+        else None, "since": since, "until": until, "order": order,
+    }  # fmt: skip
+    with _client(url, key) as client:
+        found = list(islice(client.events.list(page_size=min(limit, 1000), **filters), limit))
+    _render.write(found, format)
+
+
+@app.command()
+def tail(
+    query: Query = None,
+    last: Annotated[
+        int, typer.Option(min=0, max=1000, help="Start with the matches among the last N.")
+    ] = 10,
+    count: Annotated[
+        int | None, typer.Option(min=1, help="Stop after N events (default: follow forever).")
+    ] = None,
+    format: Annotated[Format, typer.Option(help="How to print each event.")] = Format.table,
+    url: Url = DEFAULT_URL,
+    key: Key = "",
+) -> None:
+    """Follow new events in seq order (late arrivals with an old time included)."""
+    out = _render.console()
+    with _client(url, key) as client:
+        events = client.events.tail(backlog=last, q=query)
+        for number, event in enumerate(islice(events, count), 1):
+            if format is Format.table:
+                cells = _render.row(event)
+                style = "" if cells[-1] == "ok" else "bold red"
+                out.print("  ".join(c for c in cells if c), style=style, highlight=False)
+            else:
+                _render.write([event], format, header=number == 1)
+            sys.stdout.flush()
+
+
+@app.command()
+def export(
+    query: Query = None,
+    format: Annotated[str, typer.Option(help="csv or jsonl.")] = "jsonl",
+    output: Annotated[
+        str, typer.Option(help="A file, or - for standard output (no progress bar).")
+    ] = "-",
+    url: Url = DEFAULT_URL,
+    key: Key = "",
+) -> None:
+    """Export every matching event in seq order, streamed, with a progress bar."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    if format not in ("csv", "jsonl"):
+        raise typer.BadParameter("csv or jsonl", param_hint="--format")
+    with _client(url, key) as client:
+        chunks = client.events.export(format, q=query)
+        if output == "-":
+            for chunk in chunks:
+                sys.stdout.buffer.write(chunk)
+            return
+        # The total for the bar: the day counts of the same filter (one small request).
+        total = sum(b["events"] for b in client.activity(bucket="day", q=query))
+        written = 0
+        with (
+            Path(output).open("wb") as out,
+            Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                transient=not sys.stderr.isatty(),
+                console=Console(stderr=True),
+            ) as progress,
+        ):
+            task = progress.add_task("exporting", total=total or None)
+            for chunk in chunks:
+                out.write(chunk)
+                written += chunk.count(b"\n")
+                progress.update(task, completed=min(written, total) if total else written)
+        events = written - 1 if format == "csv" else written
+    print(f"exported {events:,} events to {output}", file=sys.stderr)
+
+
+@app.command()
+def operations(
+    format: Annotated[Format, typer.Option(help="table or json.")] = Format.table,
+    url: Url = DEFAULT_URL,
+) -> None:
+    """The server's operation catalogue, with Clarifai's EventType for each that has one."""
+    from rich.table import Table
+
+    with _client(url, None) as client:
+        ops = client.operations()
+    if format in (Format.json, Format.jsonl):
+        _render.write(ops, format)
+        return
+    if format is Format.csv:
+        raise typer.BadParameter("table, json or jsonl", param_hint="--format")
+    grid = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("OPERATION", "DESCRIPTION", "CLARIFAI EVENT TYPE"):
+        grid.add_column(name)
+    for op in ops:
+        clarifai = op.get("clarifai")
+        grid.add_row(
+            op["name"],
+            op["description"],
+            f"{clarifai['name']} = {clarifai['number']}" if clarifai else "-",
+        )
+    _render.console().print(grid)
