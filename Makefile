@@ -16,8 +16,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/trailkeeper demo
 
-## test: the whole suite (unit, contract, property, concurrency, durability)
-test: $(STAMP)
+# The console's tests drive Debian's chromium (Playwright's own browser download is not used).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	@echo "make: installing Debian's chromium for the console's browser tests"
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+## test: the whole suite (unit, contract, property, concurrency, durability, browser)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest
 
 ## lint: ruff (check and format check) and mypy --strict

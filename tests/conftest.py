@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -171,10 +173,9 @@ def wait_until_up(url: str, process: subprocess.Popen[str], seconds: float = 30)
         time.sleep(0.1)
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    """``trailkeeper serve`` on a real port over a SQLite file."""
-    db = f"sqlite:///{tmp_path / 'live.db'}"
+@contextmanager
+def serving(db: str, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    """``trailkeeper serve`` over ``db`` on a free port, stopped on exit."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "trailkeeper.cli", "serve", "--db", db, "--port", str(port),
@@ -182,6 +183,7 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -192,3 +194,10 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         process.wait(timeout=30)
         if process.stderr:
             process.stderr.close()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """``trailkeeper serve`` on a real port over a SQLite file."""
+    with serving(f"sqlite:///{tmp_path / 'live.db'}") as server:
+        yield server

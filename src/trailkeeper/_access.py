@@ -117,6 +117,23 @@ class AccessMixin:
         key = self.store.get_key(key_id) if key_id else None
         if key is None or not matches(key, secret):
             raise AuthError("invalid_key", "the API key is not valid")
+        return self._usable(key, scope)
+
+    def authenticate_id(self, key_id: str, scope: str) -> ApiKey:
+        """The key with this id, if it is still valid and has ``scope``.
+
+        For a session the server signed itself after checking the key's secret (the
+        console's cookie): a key revoked or expired since then stops working at once.
+
+        Raises:
+            AuthError: as ``authenticate``.
+        """
+        key = self.store.get_key(key_id)
+        if key is None:
+            raise AuthError("invalid_key", "the API key is not valid")
+        return self._usable(key, scope)
+
+    def _usable(self, key: ApiKey, scope: str) -> ApiKey:
         if key.revoked_at is not None:
             raise AuthError("revoked_key", f"the API key {key.id} was revoked")
         if key.expires_at is not None and key.expires_at <= self._clock():

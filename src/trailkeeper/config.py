@@ -32,6 +32,7 @@ ENVIRONMENT: dict[str, str] = {
     "TRAILKEEPER_OPERATIONS_FILE": "operations_file",
     "TRAILKEEPER_HOST": "host",
     "TRAILKEEPER_PORT": "port",
+    "TRAILKEEPER_SESSION_SECRET": "session_secret",
 }
 
 
@@ -50,6 +51,8 @@ class Settings:
         operations_file: a JSON file of the deployment's own operations, a list of
             ``{"name", "description", "target_types"}`` objects.
         host, port: where ``trailkeeper serve`` listens.
+        session_secret: signs the console's session cookies; every process behind one
+            address needs the same (by default each process draws its own at start).
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -58,6 +61,7 @@ class Settings:
     operations_file: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    session_secret: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +95,13 @@ class Settings:
             if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
                 raise ConfigError(f"TRAILKEEPER_PORT must be a port number, not {raw_port!r}")
             settings = replace(settings, port=int(raw_port))
+        if secret := env.get("TRAILKEEPER_SESSION_SECRET"):
+            if len(secret) < 32:
+                raise ConfigError(
+                    "TRAILKEEPER_SESSION_SECRET must be at least 32 characters "
+                    "(make one with: python3 -c 'import secrets; print(secrets.token_hex(32))')"
+                )
+            settings = replace(settings, session_secret=secret)
         return settings
 
     def rules(self) -> EventRules:

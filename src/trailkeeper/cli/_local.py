@@ -44,7 +44,8 @@ def run_server(service: AuditService, host: str, port: int, log_level: str) -> N
 
     from ..server import create_app
 
-    app = create_app(service)
+    secret = Settings.from_env().session_secret
+    app = create_app(service, session_secret=secret.encode() if secret else None)
     # The imports and the app are ~all of the heap and live as long as the process: moved
     # out of the collector's generations, they are not walked again on every collection.
     gc.collect()

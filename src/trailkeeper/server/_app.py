@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..service import AuditService
 from . import _schemas as schemas
+from . import console
 from ._metrics import Metrics
 from ._problems import Problem
 from ._routes import json, router
@@ -61,8 +63,14 @@ class _MetricsMiddleware:
 READERS = 4
 
 
-def create_app(service: AuditService) -> FastAPI:
-    """The API over ``service``; the caller owns the service and closes it."""
+def create_app(service: AuditService, *, session_secret: bytes | None = None) -> FastAPI:
+    """The API and the console over ``service``; the caller owns the service and closes it.
+
+    Args:
+        session_secret: signs the console's session cookies. Processes that serve the same
+            users behind one address must share it; by default each process makes its own,
+            so a restart signs everyone out of the console.
+    """
     readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="tk-reader")
 
     @asynccontextmanager
@@ -80,9 +88,12 @@ def create_app(service: AuditService) -> FastAPI:
     app.state.readers = readers
     app.state.service = service
     app.state.metrics = metrics
+    app.state.session_secret = session_secret or secrets.token_bytes(32)
     # Before the main router: /v1/events/{event_id} would otherwise take /v1/events/stream.
     app.include_router(stream_router)
     app.include_router(router)
+    app.include_router(console.router)
+    app.mount("/console/static", console.static_files(), name="console-static")
 
     @app.exception_handler(Problem)
     async def problem(_: Request, exc: Problem) -> Response:

@@ -31,6 +31,7 @@ from ._params import (
     page_from,
 )
 from ._problems import PROBLEM_SCHEMA, Problem
+from .console._session import COOKIE, verify
 
 MAX_BODY = 5 * 1024 * 1024
 MAX_EVENTS = 1000
@@ -74,7 +75,14 @@ def authorize(request: Request, scope: str) -> ApiKey:
     # Inline, not in the thread pool: one indexed read of a small table, ~30 µs, cheaper
     # than the hop to a worker thread and back.
     try:
-        return service_of(request).authenticate(bearer(request), scope)
+        secret = bearer(request)
+        if secret is None and scope == "events:read" and COOKIE in request.cookies:
+            # The console: its signed session cookie stands in for a read key.
+            key_id = verify(request.app.state.session_secret, request.cookies[COOKIE])
+            if key_id is None:
+                raise AuthError("invalid_session", "the console session has ended; sign in")
+            return service_of(request).authenticate_id(key_id, scope)
+        return service_of(request).authenticate(secret, scope)
     except AuthError as exc:
         headers = {"WWW-Authenticate": 'Bearer realm="trailkeeper"'} if exc.status == 401 else {}
         raise Problem(exc.status, exc.code, exc.message, headers=headers) from None
