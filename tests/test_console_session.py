@@ -65,7 +65,7 @@ def signed_in(browser: ASGIClient, secret: str) -> str:
 def test_the_session_reads_but_never_writes(
     service: AuditService, browser: ASGIClient, make_event: object
 ) -> None:
-    key, secret = service.create_key("acme", ["events:read", "events:write"], name="both")
+    _, secret = service.create_key("acme", ["events:read", "events:write"], name="both")
     cookie = signed_in(browser, secret)
     assert browser.get("/v1/events", headers={"Cookie": f"{COOKIE}={cookie}"}).status_code == 200
     write = browser.post(
