@@ -160,3 +160,30 @@ def test_a_stream_needs_a_read_key(service: AuditService) -> None:
     finally:
         client.close()
     assert refused.status_code == 403
+
+
+def test_the_async_client_follows_the_stream_too(
+    live_server: LiveServer, keys: dict[str, str]
+) -> None:
+    import asyncio
+
+    from trailkeeper.client import AsyncClient
+
+    record(live_server, keys["write"], [{"actor": f"a{i}", "operation": "model.create",
+                                         "app_id": "main"} for i in range(3)])  # fmt: skip
+
+    async def follow() -> tuple[list[str], list[dict[str, Any]], int]:
+        async with AsyncClient(live_server.url, keys["read"]) as client:
+            got = []
+            async for event in client.events.tail(backlog=100, operation="model.create"):
+                got.append(event["actor"]["id"])
+                if len(got) == 3:
+                    break
+            apps = await client.apps()
+            buckets = await client.activity("day", operation="model.create")
+        return got, apps, sum(b["events"] for b in buckets)
+
+    got, apps, counted = asyncio.run(follow())
+    assert got == ["a0", "a1", "a2"]
+    assert [(a["app_id"], a["events"]) for a in apps] == [("main", 3)]
+    assert counted == 3

@@ -340,6 +340,17 @@ class AsyncClient:
         ops: list[dict[str, Any]] = (await self._get("/v1/operations", []))["operations"]
         return ops
 
+    async def apps(self) -> list[dict[str, Any]]:
+        """Apps seen in the key's org: ``app_id``, ``events``, ``last_activity``."""
+        apps: list[dict[str, Any]] = (await self._get("/v1/apps", []))["apps"]
+        return apps
+
+    async def activity(self, bucket: str = "hour", **filters: Any) -> list[dict[str, Any]]:
+        """Event and failure counts per ``hour`` or ``day`` for matching events."""
+        params = _params({**filters, "bucket": bucket})
+        buckets: list[dict[str, Any]] = (await self._get("/v1/stats/activity", params))["buckets"]
+        return buckets
+
     async def _get(self, path: str, params: Params) -> Any:
         response = await self._http.get(path, params=params)
         _raise_for(response)
