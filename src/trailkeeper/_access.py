@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .events import ID_RULE, canonical_json
+from .events import ID_RULE, canonical_json, format_time
+from .events._uuid7 import uuid7
 from .events._limits import ID_PATTERN
 from .filters import Filters, Match
 from .keys import SCOPES, ApiKey, AuthError, key_id_of, matches, new_secret
@@ -180,6 +181,10 @@ class AccessMixin:
             else {"id": "trailkeeper-admin", "type": "service", "name": "Trailkeeper CLI"}
         )
         event = {
+            # Given here, not defaulted: a defaulted time makes ingest look the id up in the
+            # store (to deduplicate a resent event), a read per search for a fresh id.
+            "id": str(uuid7()),
+            "time": format_time(self._clock()),
             "actor": who,
             "operation": operation,
             "targets": [
