@@ -24,7 +24,9 @@ from .service import AuditService, QueryError
 from .store import ConflictError
 
 #: Every subcommand; tests/test_docs.py checks that docs/cli.md documents each.
-COMMANDS = ("serve", "demo", "keys", "ingest", "search", "tail", "export", "operations")
+COMMANDS = (
+    "serve", "demo", "keys", "ingest", "search", "tail", "export", "operations", "import",
+)  # fmt: skip
 
 
 def _service(args: argparse.Namespace) -> AuditService:
@@ -166,8 +168,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     with _service(args) as service:
+        grpc_server = None
+        if args.grpc_port is not None:
+            from .clarifai import start_grpc  # the clarifai extra
+
+            grpc_server, bound = start_grpc(service, host, args.grpc_port)
+            print(f"Clarifai gRPC API on {host}:{bound}", flush=True)
         print(f"Trailkeeper on http://{host}:{port} (API docs at /docs)", flush=True)
-        _run_server(service, host, port, args.log_level)
+        try:
+            _run_server(service, host, port, args.log_level)
+        finally:
+            if grpc_server is not None:
+                grpc_server.stop(2).wait()
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .clarifai import RemoteError, import_clarifai  # the clarifai extra
+
+    org = args.org or args.user_id
+    if org == "me":
+        raise SystemExit("trailkeeper: --user-id me needs --org: the org to import into")
+    with _service(args) as service:
+        try:
+            result = import_clarifai(
+                service, org, url=args.url, pat=args.pat, user_id=args.user_id
+            )
+        except RemoteError as exc:
+            raise SystemExit(f"trailkeeper: {exc}") from None
+    for reason in result.skipped:
+        print(f"skipped {reason}", file=sys.stderr)
+    print(
+        f"read {result.read}, accepted {result.accepted}, duplicates {result.duplicates}, "
+        f"skipped {len(result.skipped)}"
+    )
     return 0
 
 
@@ -332,7 +366,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="default: $TRAILKEEPER_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, help="default: $TRAILKEEPER_PORT or 8000")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--grpc-port", type=int, help="also serve Clarifai's gRPC API on this port (0: any)"
+    )
     serve.set_defaults(func=cmd_serve)
+
+    imports = sub.add_parser("import", help="copy another audit log into Trailkeeper")
+    sources = imports.add_subparsers(dest="source", required=True)
+    clarifai = with_db(sources.add_parser("clarifai", help="a Clarifai audit log"))
+    clarifai.add_argument("--url", required=True, help="the Clarifai API's base URL")
+    clarifai.add_argument("--pat", required=True, help="a personal access token (or key)")
+    clarifai.add_argument("--user-id", required=True, help="the Clarifai user or org id")
+    clarifai.add_argument("--org", help="the Trailkeeper org to import into (default: user id)")
+    clarifai.set_defaults(func=cmd_import)
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys")
     key_actions = keys.add_subparsers(dest="action", required=True)

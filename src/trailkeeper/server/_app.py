@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..service import AuditService
 from . import _schemas as schemas
+from ._clarifai import router as clarifai_router
 from ._metrics import Metrics
 from ._problems import Problem
 from ._routes import json, router
@@ -80,6 +81,7 @@ def create_app(service: AuditService) -> FastAPI:
     app.state.service = service
     app.state.metrics = metrics
     app.include_router(router)
+    app.include_router(clarifai_router)
 
     @app.exception_handler(Problem)
     async def problem(_: Request, exc: Problem) -> Response:
