@@ -191,9 +191,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise SystemExit("trailkeeper: --user-id me needs --org: the org to import into")
     with _service(args) as service:
         try:
-            result = import_clarifai(
-                service, org, url=args.url, pat=args.pat, user_id=args.user_id
-            )
+            result = import_clarifai(service, org, url=args.url, pat=args.pat, user_id=args.user_id)
         except RemoteError as exc:
             raise SystemExit(f"trailkeeper: {exc}") from None
     for reason in result.skipped:

@@ -80,7 +80,9 @@ class ClarifaiSearches:
         except Failure as failure:
             return failure_response(failure, req_id)
 
-    def search_json(self, body: bytes, authorization: str | None, user_id: str) -> tuple[int, bytes]:
+    def search_json(
+        self, body: bytes, authorization: str | None, user_id: str
+    ) -> tuple[int, bytes]:
         """The REST route's answer: HTTP status and JSON body, as Clarifai's gateway gives them.
 
         The key is checked before the body is read, so a caller without one learns nothing
@@ -99,9 +101,7 @@ class ClarifaiSearches:
         try:
             key = self.service.authenticate(key_secret(authorization), "events:read")
         except AuthError as exc:
-            description = (
-                "Insufficient scopes" if exc.code == "forbidden" else "Invalid API key"
-            )
+            description = "Insufficient scopes" if exc.code == "forbidden" else "Invalid API key"
             raise Failure(_AUTH_CODES[exc.code], description, exc.message) from None
         if user_id not in ("me", "", key.org_id):
             raise Failure(
@@ -133,11 +133,7 @@ class ClarifaiSearches:
             raise Failure(
                 status_code_pb2.INTERNAL_SERVER_ISSUE, "Internal server issue", f"req_id {req_id}"
             ) from None
-        service.record_read(
-            key,
-            "audit_log.search",
-            {"api": "clarifai", **json_format.MessageToDict(request, preserving_proto_field_name=True)},
-        )
+        service.record_read(key, "audit_log.search", {"api": "clarifai", **_described(request)})
         catalogue = service.catalogue
         response = service_pb2.MultiAuditLogEntryResponse(
             entries=[entry_from(stored, catalogue) for stored in events]
@@ -146,6 +142,16 @@ class ClarifaiSearches:
         response.status.description = "Ok"
         response.status.req_id = req_id
         return response
+
+
+def _described(request: Any) -> dict[str, Any]:
+    try:
+        found: dict[str, Any] = json_format.MessageToDict(
+            request, preserving_proto_field_name=True
+        )
+    except json_format.SerializeToJsonError:  # a value JSON can't hold; the search ran anyway
+        return {"unwritable": True}
+    return found
 
 
 def parse_json(body: bytes) -> Any:

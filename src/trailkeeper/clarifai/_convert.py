@@ -84,12 +84,16 @@ def search_from(request: Any, catalogue: Catalogue) -> Search:
         if operation is None:
             raise BadRequest("query.operations", f"{number} is not an EventType Trailkeeper knows")
         operations.append(operation.name)
-    since = _time(query.timestamp_from, "query.timestamp_from", 999) if query.HasField(
-        "timestamp_from"
-    ) else None
-    until = _time(query.timestamp_to, "query.timestamp_to", 0) if query.HasField(
-        "timestamp_to"
-    ) else None
+    since = (
+        _time(query.timestamp_from, "query.timestamp_from", 999)
+        if query.HasField("timestamp_from")
+        else None
+    )
+    until = (
+        _time(query.timestamp_to, "query.timestamp_to", 0)
+        if query.HasField("timestamp_to")
+        else None
+    )
     if until is not None:
         # timestamp_to is inclusive, Trailkeeper's until exclusive (to the microsecond).
         until = from_micros(to_micros(until) + 1)

@@ -23,7 +23,7 @@ class _V2(service_pb2_grpc.V2Servicer):  # type: ignore[misc]
     def __init__(self, searches: ClarifaiSearches) -> None:
         self.searches = searches
 
-    def PostAuditLogSearches(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def PostAuditLogSearches(self, request: Any, context: grpc.ServicerContext) -> Any:
         metadata = {k.lower(): v for k, v in context.invocation_metadata()}
         authorization = metadata.get("authorization")
         user_id = request.user_app_id.user_id or "me"
