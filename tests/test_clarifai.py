@@ -24,8 +24,8 @@ from clarifai_grpc.grpc.api import resources_pb2, service_pb2, service_pb2_grpc
 from clarifai_grpc.grpc.api.status import status_code_pb2
 from google.protobuf.wrappers_pb2 import BoolValue
 
-from trailkeeper.client import Client
 from trailkeeper.clarifai import clarifai_operations
+from trailkeeper.client import Client
 from trailkeeper.events import Catalogue
 
 CHANNELS = ["json", "grpc"]
@@ -218,11 +218,14 @@ T1, T2 = START + timedelta(days=2), START + timedelta(days=5, hours=6)
 EXAMPLES: dict[str, tuple[dict[str, Any], dict[str, Any], Callable[[list[Any]], list[Any]]]] = {
     "list all events": ({}, {}, lambda rows: rows),
     "filter by operations": (
-        {"query": resources_pb2.AuditLogQuery(
-            operations=[resources_pb2.MODEL_CREATE, resources_pb2.APPLICATION_DELETE])},
+        {
+            "query": resources_pb2.AuditLogQuery(
+                operations=[resources_pb2.MODEL_CREATE, resources_pb2.APPLICATION_DELETE]
+            )
+        },
         {"operation": ["model.create", "application.delete"]},
         lambda rows: rows,
-    ),  # fmt: skip
+    ),
     "filter by time range": (
         {"query": resources_pb2.AuditLogQuery(timestamp_from=_stamp(T1), timestamp_to=_stamp(T2))},
         # timestamp_to is inclusive; the native until exclusive
@@ -230,11 +233,14 @@ EXAMPLES: dict[str, tuple[dict[str, Any], dict[str, Any], Callable[[list[Any]], 
         lambda rows: rows,
     ),
     "filter by target user": (
-        {"query": resources_pb2.AuditLogQuery(
-            targets=[resources_pb2.AuditLogTarget(user=resources_pb2.User(id="bob"))])},
+        {
+            "query": resources_pb2.AuditLogQuery(
+                targets=[resources_pb2.AuditLogTarget(user=resources_pb2.User(id="bob"))]
+            )
+        },
         {"target": "user:bob"},
         lambda rows: rows,
-    ),  # fmt: skip
+    ),
     "filter by acting users": (
         {"query": resources_pb2.AuditLogQuery(user_ids=["ana", "chen"])},
         {"actor": ["ana", "chen"]},
@@ -280,17 +286,23 @@ def test_documented_examples_return_what_the_native_api_returns(
 def test_entries_carry_every_field_clarifai_has(server: Server, channel: str) -> None:
     query = resources_pb2.AuditLogQuery(operations=[resources_pb2.COLLABORATOR_ADD])
     response = clarifai(server, channel)(query=query, pagination=service_pb2.Pagination(per_page=1))
-    assert response.status.description == "Ok" and response.status.req_id
+    assert response.status.description == "Ok"
+    assert response.status.req_id
     (entry,) = response.entries
     assert entry.operation == resources_pb2.COLLABORATOR_ADD
-    assert entry.user.id and entry.user.first_name and entry.user.last_name == "Doe"
+    assert entry.user.id
+    assert entry.user.first_name
+    assert entry.user.last_name == "Doe"
     kinds = [t.WhichOneof("target") for t in entry.targets]
     assert kinds == ["app", "user", "role"]
     assert entry.targets[0].app.name == "The main"
-    assert entry.targets[1].user.first_name == "The" and entry.targets[1].user.last_name == "bob"
+    assert entry.targets[1].user.first_name == "The"
+    assert entry.targets[1].user.last_name == "bob"
     assert entry.targets[2].role.name == "The editor"
     assert entry.description == "Collaborator added to an application"
-    assert list(entry.details) and entry.req_id.startswith("req-") and entry.source_ip
+    assert list(entry.details)
+    assert entry.req_id.startswith("req-")
+    assert entry.source_ip
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
@@ -373,7 +385,9 @@ def test_bad_rest_requests_get_clarifai_failure_statuses(
     assert response.status_code == 400
     status = response.json()["status"]
     assert status["code"] == code, status
-    assert word in status["details"] and status["description"] and status["req_id"]
+    assert word in status["details"]
+    assert status["description"]
+    assert status["req_id"]
 
 
 @pytest.mark.parametrize(
@@ -479,7 +493,9 @@ def test_import_with_a_bad_pat_fails_clearly(server: Server, tmp_path: Path) -> 
     failed = _cli("import", "clarifai", "--db", local, "--url", server.url, "--pat", "nope",
                   "--user-id", "acme")  # fmt: skip
     assert failed.returncode != 0
-    assert "11009" in failed.stderr and "not valid" in failed.stderr
+    assert "11009" in failed.stderr
+    assert "not valid" in failed.stderr
     me = _cli("import", "clarifai", "--db", local, "--url", server.url, "--pat", server.reader,
               "--user-id", "me")  # fmt: skip
-    assert me.returncode != 0 and "--org" in me.stderr
+    assert me.returncode != 0
+    assert "--org" in me.stderr

@@ -146,9 +146,7 @@ class ClarifaiSearches:
 
 def _described(request: Any) -> dict[str, Any]:
     try:
-        found: dict[str, Any] = json_format.MessageToDict(
-            request, preserving_proto_field_name=True
-        )
+        found: dict[str, Any] = json_format.MessageToDict(request, preserving_proto_field_name=True)
     except json_format.SerializeToJsonError:  # a value JSON can't hold; the search ran anyway
         return {"unwritable": True}
     return found
