@@ -182,3 +182,49 @@ def test_a_window_beyond_the_cap_is_refused(
         service.search_window("acme", offset=offset, limit=limit)
     assert caught.value.field == field
     assert service.search_window("acme", offset=MAX_WINDOW - 1000, limit=1000) == []
+
+
+def test_the_rest_json_is_what_protobuf_writes_for_the_same_entry(
+    service: AuditService, make_event: MakeEvent
+) -> None:
+    from google.protobuf import json_format
+
+    from trailkeeper.clarifai import entry_json
+
+    kinds = [
+        "user", "role", "team", "app", "workflow", "workflow_version", "model", "model_version",
+        "compute_cluster", "nodepool", "deployment", "organization", "secret",
+    ]  # fmt: skip
+    times = ["2026-11-26T10:00:00Z", "2026-11-26T10:00:00.5Z", "2026-11-26T10:00:00.123456Z",
+             "2026-11-26T10:00:00.120Z", "1999-01-01T00:00:00.000001Z"]  # fmt: skip
+    names = [None, "Ana", "Ana Maria Lima", "  spaced"]
+    raws = []
+    for i, kind in enumerate(kinds):
+        success = i % 3 != 0
+        raws.append(
+            make_event(
+                time=times[i % len(times)],
+                operation="deployment.create" if i % 2 else "collaborator.update",
+                actor={"id": f"u{i}", "name": names[i % 4], "email": "a@b.c" if i % 2 else None},
+                targets=[
+                    {"type": kind, "id": f"t{i}", "name": names[(i + 1) % 4]},
+                    {"type": "model", "id": "m", "name": "M"},
+                ],
+                app_id=None if i % 4 == 0 else "main",
+                source_ip=None if i % 5 == 0 else "10.0.0.1",
+                request_id=None if i % 2 else f"r{i}",
+                details=[] if i % 3 else ["a", "b"],
+                success=success,
+                **({} if success else {"error": {"code": "E", "message": "m"}}),
+            )
+        )
+    service.ingest("acme", raws)
+    stored = service.search("acme", limit=100).events
+    assert len(stored) == len(raws)
+    for one in stored:
+        written = json_format.MessageToDict(
+            entry_from(one, CATALOGUE),
+            preserving_proto_field_name=True,
+            use_integers_for_enums=True,
+        )
+        assert entry_json(one, CATALOGUE) == written

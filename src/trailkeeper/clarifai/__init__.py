@@ -18,6 +18,7 @@ from ._convert import (
 )
 from ._grpc import start_grpc
 from ._importer import ImportResult, RemoteError, import_clarifai
+from ._rest import entry_json
 
 __all__ = [
     "DEFAULT_PER_PAGE",
@@ -31,6 +32,7 @@ __all__ = [
     "Search",
     "clarifai_operations",
     "entry_from",
+    "entry_json",
     "event_from",
     "import_clarifai",
     "key_secret",

@@ -10,9 +10,11 @@ from clarifai_grpc.grpc.api import service_pb2
 from clarifai_grpc.grpc.api.status import status_code_pb2
 from google.protobuf import json_format
 
+from ..events import StoredEvent
 from ..keys import ApiKey, AuthError
 from ..service import AuditService, QueryError
 from ._convert import BadRequest, entry_from, search_from
+from ._rest import entries_response, entry_json
 
 _log = logging.getLogger("trailkeeper")
 
@@ -76,9 +78,17 @@ class ClarifaiSearches:
         req_id = uuid.uuid4().hex
         try:
             key = self._authenticate(authorization, user_id)
-            return self._entries(request, key, req_id)
+            events = self._events(request, key, req_id)
         except Failure as failure:
             return failure_response(failure, req_id)
+        catalogue = self.service.catalogue
+        response = service_pb2.MultiAuditLogEntryResponse(
+            entries=[entry_from(stored, catalogue) for stored in events]
+        )
+        response.status.code = status_code_pb2.SUCCESS
+        response.status.description = "Ok"
+        response.status.req_id = req_id
+        return response
 
     def search_json(
         self, body: bytes, authorization: str | None, user_id: str
@@ -91,11 +101,12 @@ class ClarifaiSearches:
         req_id = uuid.uuid4().hex
         try:
             key = self._authenticate(authorization, user_id)
-            request = parse_json(body)
-            response = self._entries(request, key, req_id)
+            events = self._events(parse_json(body), key, req_id)
         except Failure as failure:
             response = failure_response(failure, req_id)
-        return HTTP_STATUS.get(response.status.code, 400), to_json(response)
+            return HTTP_STATUS.get(failure.code, 400), to_json(response)
+        catalogue = self.service.catalogue
+        return 200, entries_response([entry_json(e, catalogue) for e in events], req_id)
 
     def _authenticate(self, authorization: str | None, user_id: str) -> ApiKey:
         try:
@@ -112,7 +123,7 @@ class ClarifaiSearches:
             )
         return key
 
-    def _entries(self, request: Any, key: ApiKey, req_id: str) -> Any:
+    def _events(self, request: Any, key: ApiKey, req_id: str) -> list[StoredEvent]:
         service = self.service
         try:
             search = search_from(request, service.catalogue)
@@ -134,14 +145,7 @@ class ClarifaiSearches:
                 status_code_pb2.INTERNAL_SERVER_ISSUE, "Internal server issue", f"req_id {req_id}"
             ) from None
         service.record_read(key, "audit_log.search", {"api": "clarifai", **_described(request)})
-        catalogue = service.catalogue
-        response = service_pb2.MultiAuditLogEntryResponse(
-            entries=[entry_from(stored, catalogue) for stored in events]
-        )
-        response.status.code = status_code_pb2.SUCCESS
-        response.status.description = "Ok"
-        response.status.req_id = req_id
-        return response
+        return events
 
 
 def _described(request: Any) -> dict[str, Any]:

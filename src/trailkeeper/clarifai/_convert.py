@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import orjson
 from clarifai_grpc.grpc.api import resources_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -31,9 +33,9 @@ TARGET_KINDS: tuple[str, ...] = (
     "deployment",
 )
 #: Kinds whose message has a ``name`` field (a user's name goes to first and last name).
-_NAMED = frozenset({"role", "team", "app", "model"})
+NAMED = frozenset({"role", "team", "app", "model"})
 #: Kinds whose message has an ``app_id`` field.
-_IN_APP = frozenset({"model", "model_version", "workflow", "workflow_version"})
+IN_APP = frozenset({"model", "model_version", "workflow", "workflow_version"})
 
 DEFAULT_PER_PAGE = 128
 MAX_PER_PAGE = 1000
@@ -120,7 +122,7 @@ def search_from(request: Any, catalogue: Catalogue) -> Search:
     )
 
 
-def _time(stamp: Timestamp, field: str, round_up: int) -> Any:
+def _time(stamp: Timestamp, field: str, round_up: int) -> datetime:
     # Trailkeeper keeps microseconds: timestamp_from rounds up, timestamp_to down, so that
     # both stay inclusive of exactly the events a nanosecond reading would include.
     if not 0 <= stamp.nanos < 1_000_000_000:
@@ -148,30 +150,34 @@ def entry_from(stored: StoredEvent, catalogue: Catalogue) -> Any:
     Targets of types Clarifai has no kind for (organization, invitation, api_key, …) are
     left out; ``name`` is kept where the kind's message has one.
     """
-    event = stored.event
-    operation = catalogue.get(event.operation)
+    # Read from the stored JSON: decoding into an ``Event`` first cost a third of the time.
+    event = orjson.loads(stored.canonical)
+    operation = catalogue.get(event["operation"])
     entry = resources_pb2.AuditLogEntry(
         operation=operation.clarifai.number if operation.clarifai else 0,
-        description=event.description,
-        details=list(event.details),
-        success=event.success,
-        req_id=event.request_id or "",
-        source_ip=event.source_ip or "",
+        description=event["description"],
+        details=event["details"],
+        success=event["success"],
+        req_id=event["request_id"] or "",
+        source_ip=event["source_ip"] or "",
     )
-    entry.timestamp.FromMicroseconds(to_micros(event.time))
-    _set_user(entry.user, event.actor.id, event.actor.name, event.actor.email)
-    for target in event.targets:
-        if target.type not in TARGET_KINDS:
+    entry.timestamp.FromMicroseconds(to_micros(datetime.fromisoformat(event["time"])))
+    actor = event["actor"]
+    _set_user(entry.user, actor["id"], actor["name"], actor["email"])
+    app_id = event["app_id"]
+    for target in event["targets"]:
+        kind = target["type"]
+        if kind not in TARGET_KINDS:
             continue
-        message = getattr(entry.targets.add(), target.type)
-        if target.type == "user":
-            _set_user(message, target.id, target.name, None)
+        message = getattr(entry.targets.add(), kind)
+        if kind == "user":
+            _set_user(message, target["id"], target["name"], None)
             continue
-        message.id = target.id
-        if target.name and target.type in _NAMED:
-            message.name = target.name
-        if event.app_id and target.type in _IN_APP:
-            message.app_id = event.app_id
+        message.id = target["id"]
+        if target["name"] and kind in NAMED:
+            message.name = target["name"]
+        if app_id and kind in IN_APP:
+            message.app_id = app_id
     return entry
 
 
@@ -216,14 +222,14 @@ def event_from(entry: Any, catalogue: Catalogue, *, source: str) -> dict[str, An
         item: dict[str, Any] = {"type": kind, "id": message.id}
         if kind == "user":
             item["name"] = " ".join(p for p in (message.first_name, message.last_name) if p)
-        elif kind in _NAMED:
+        elif kind in NAMED:
             item["name"] = message.name
         if not item.get("name"):
             item.pop("name", None)
         targets.append(item)
         if kind == "app" and app_id is None:
             app_id = message.id
-        elif kind in _IN_APP and message.app_id and app_id is None:
+        elif kind in IN_APP and message.app_id and app_id is None:
             app_id = message.app_id
     event: dict[str, Any] = {
         "id": str(uuid.uuid5(_IMPORT_NAMESPACE, f"{source}\n{digest}")),
