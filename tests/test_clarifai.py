@@ -499,3 +499,21 @@ def test_import_with_a_bad_pat_fails_clearly(server: Server, tmp_path: Path) -> 
               "--user-id", "me")  # fmt: skip
     assert me.returncode != 0
     assert "--org" in me.stderr
+
+
+def test_rest_takes_event_types_as_names_or_numbers(server: Server) -> None:
+    body = (
+        '{"query": {"operations": [300, "APPLICATION_DELETE"]}, "pagination": {"per_page": 1000}}'
+    )
+    response = _post(server, body, f"Key {server.reader}")
+    assert response.status_code == 200
+    payload = response.json()
+    assert payload["status"] == {
+        "code": 10000,
+        "description": "Ok",
+        "req_id": payload["status"]["req_id"],
+    }
+    operations = {entry["operation"] for entry in payload["entries"]}
+    assert operations == {300, 602}
+    expected = native(server, operation=["model.create", "application.delete"])
+    assert len(payload["entries"]) == len(expected)
