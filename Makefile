@@ -43,6 +43,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/clarifai_pages.py
 	$(BIN)/python bench/http_ingest.py
 	$(BIN)/python bench/http_search.py
 

@@ -236,6 +236,25 @@ def test_search_continues_after_a_position_in_either_order(
     assert search(store, after=after, order="asc") == [ids[3]]
 
 
+def test_search_skips_offset_matching_events_in_either_order_and_with_text(
+    store: LogStore, populated: list[PreparedEvent]
+) -> None:
+    ids = [p.event.id for p in populated]
+    newest_first = [ids[3], ids[2], ids[1], ids[0]]
+    for offset in range(5):
+        for limit in (1, 2, 10):
+            window = slice(offset, offset + limit)
+            assert search(store, offset=offset, limit=limit) == newest_first[window]
+            assert search(store, offset=offset, limit=limit, order="asc") == ids[window]
+    alice = Criteria(actors=("alice",))
+    assert search(store, include=alice, offset=1, limit=5) == [ids[0]]
+    # Free text newest first takes its own path through the full-text index.
+    model = ("model",)
+    assert search(store, text=model) == [ids[1], ids[0]]
+    assert search(store, text=model, offset=1, limit=1) == [ids[0]]
+    assert search(store, text=model, offset=2) == []
+
+
 def test_search_never_crosses_into_another_org(
     store: LogStore, populated: list[PreparedEvent]
 ) -> None:

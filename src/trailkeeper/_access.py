@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .events import ID_RULE, canonical_json, format_time
-from .events._uuid7 import uuid7
 from .events._limits import ID_PATTERN
+from .events._uuid7 import uuid7
 from .filters import Filters, Match
 from .keys import SCOPES, ApiKey, AuthError, key_id_of, matches, new_secret
 

@@ -49,6 +49,8 @@ from .store import (
 )
 
 MAX_PAGE = 1000
+#: How deep numbered pages reach: offset + page size of ``search_window`` at most.
+MAX_WINDOW = 100_000
 _log = logging.getLogger("trailkeeper")
 #: Records of reads of the log are committed together at most this often.
 OWN_FLUSH_SECONDS = 0.2
@@ -310,6 +312,39 @@ class AuditService(AccessMixin):
         rows = rows[:limit]
         last = rows[-1]
         return Page(rows, _encode_cursor(order, to_micros(last.event.time), last.seq, fingerprint))
+
+    def search_window(
+        self,
+        org_id: str,
+        filters: Filters | None = None,
+        *,
+        order: Order = "desc",
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[StoredEvent]:
+        """Up to ``limit`` matching events from position ``offset`` (0-based) in ``order``.
+
+        For APIs that page by number (Clarifai's ``page``/``per_page``). The store skips the
+        first ``offset`` events by their index keys, without reading their bodies. Unlike a
+        cursor, a numbered page shifts when events arrive meanwhile.
+
+        Raises:
+            QueryError: a filter is invalid, ``limit`` is not 1-1000, or ``offset + limit``
+                is over ``MAX_WINDOW`` (narrow the search by time instead).
+        """
+        _check_org(org_id)
+        if order not in ("desc", "asc"):
+            raise QueryError("order", f"must be 'desc' or 'asc', not {order!r}")
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise QueryError("limit", f"must be a whole number from 1 to {MAX_PAGE}")
+        if not isinstance(offset, int) or offset < 0 or offset + limit > MAX_WINDOW:
+            raise QueryError(
+                "offset",
+                f"pages reach the first {MAX_WINDOW:,} matching events at most; "
+                "narrow the search (by time) to read further",
+            )
+        query = replace(self.compile(filters or Filters(), order=order, limit=limit), offset=offset)
+        return self.store.search(org_id, query)
 
     def scan(
         self, org_id: str, filters: Filters | None = None, *, after_seq: int = -1

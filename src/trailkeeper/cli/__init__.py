@@ -21,7 +21,9 @@ from . import _local, _remote  # noqa: F401  (each registers its commands on ``a
 from ._app import Unreachable, app
 
 #: Every command; tests/test_docs.py checks that docs/cli.md documents each.
-COMMANDS = ("serve", "demo", "keys", "ingest", "search", "tail", "export", "operations")
+COMMANDS = (
+    "serve", "demo", "keys", "ingest", "import", "search", "tail", "export", "operations",
+)  # fmt: skip
 
 __all__ = ["COMMANDS", "app", "main"]
 

@@ -14,6 +14,8 @@ app = typer.Typer(
 )
 keys = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys, name="keys")
+imports = typer.Typer(help="Copy another audit log into Trailkeeper.", no_args_is_help=True)
+app.add_typer(imports, name="import")
 
 
 class Unreachable(Exception):

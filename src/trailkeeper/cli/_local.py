@@ -18,7 +18,7 @@ from ..filters import Filters
 from ..keys import SCOPES
 from ..service import AuditService
 from . import _render
-from ._app import app, keys
+from ._app import app, imports, keys
 
 Db = Annotated[
     str | None,
@@ -64,6 +64,10 @@ def serve(
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning or error.", case_sensitive=False)
     ] = "info",
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(help="Also serve Clarifai's gRPC API on this port (0: any free one)."),
+    ] = None,
 ) -> None:
     """Run the HTTP API (and the console at /console)."""
     if log_level.lower() not in ("debug", "info", "warning", "error"):
@@ -72,9 +76,19 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     with _service(db) as service:
+        grpc_server = None
+        if grpc_port is not None:
+            from ..clarifai import start_grpc  # the clarifai extra
+
+            grpc_server, bound = start_grpc(service, host, grpc_port)
+            print(f"Clarifai gRPC API on {host}:{bound}")
         print(f"Trailkeeper on http://{host}:{port} (console at /console, API docs at /docs)")
         sys.stdout.flush()
-        run_server(service, host, port, log_level.lower())
+        try:
+            run_server(service, host, port, log_level.lower())
+        finally:
+            if grpc_server is not None:
+                grpc_server.stop(2).wait()
 
 
 def _me() -> str:
@@ -179,6 +193,35 @@ def keys_revoke(org: Org, key_id: Annotated[str, typer.Argument()], db: Db = Non
     with _service(db) as service:
         key = service.revoke_key(org, key_id)
     print(f"revoked {key.id}")
+
+
+@imports.command("clarifai")
+def import_clarifai(
+    url: Annotated[str, typer.Option(help="The Clarifai API's base URL.", show_default=False)],
+    pat: Annotated[str, typer.Option(help="A personal access token (or key).", show_default=False)],
+    user_id: Annotated[str, typer.Option(help="The Clarifai user or org id.", show_default=False)],
+    org: Annotated[
+        str | None, typer.Option(help="The org to import into (default: the user id).")
+    ] = None,
+    db: Db = None,
+) -> None:
+    """Copy a Clarifai audit log in, through the official client; safe to run again."""
+    from ..clarifai import RemoteError, import_clarifai  # the clarifai extra
+
+    target = org or user_id
+    if target == "me":
+        raise typer.BadParameter("--user-id me needs --org: the org to import into")
+    with _service(db) as service:
+        try:
+            result = import_clarifai(service, target, url=url, pat=pat, user_id=user_id)
+        except RemoteError as exc:
+            raise ValueError(str(exc)) from None
+    for reason in result.skipped:
+        print(f"skipped {reason}", file=sys.stderr)
+    print(
+        f"read {result.read}, accepted {result.accepted}, duplicates {result.duplicates}, "
+        f"skipped {len(result.skipped)}"
+    )
 
 
 @app.command()

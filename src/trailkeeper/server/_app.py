@@ -19,6 +19,7 @@ from .. import __version__
 from ..service import AuditService
 from . import _schemas as schemas
 from . import console
+from ._clarifai import router as clarifai_router
 from ._metrics import Metrics
 from ._problems import Problem
 from ._routes import json, router
@@ -94,6 +95,7 @@ def create_app(service: AuditService, *, session_secret: bytes | None = None) ->
     app.include_router(router)
     app.include_router(console.router)
     app.mount("/console/static", console.static_files(), name="console-static")
+    app.include_router(clarifai_router)
 
     @app.exception_handler(Problem)
     async def problem(_: Request, exc: Problem) -> Response:

@@ -116,7 +116,10 @@ class LogStore(ABC):
 
     @abstractmethod
     def search(self, org_id: str, query: SearchQuery) -> list[StoredEvent]:
-        """Up to ``query.limit`` matching events in ``query.order`` (time, then seq)."""
+        """Up to ``query.limit`` matching events in ``query.order`` (time, then seq).
+
+        The first ``query.offset`` matching events (after ``query.after``) are skipped.
+        """
 
     @abstractmethod
     def scan(

@@ -69,6 +69,9 @@ class SearchQuery:
         limit: page size, 1-1000.
         after: continue after this position (from the previous page's last event).
         also: more criteria that events must match too, each like ``include``.
+        offset: skip this many matching events (in ``order``) before the page starts; for
+            APIs that page by number. The store skips them by position alone, without
+            reading their bodies.
     """
 
     include: Criteria = field(default_factory=Criteria)
@@ -81,6 +84,7 @@ class SearchQuery:
     limit: int = 50
     after: Position | None = None
     also: tuple[Criteria, ...] = ()
+    offset: int = 0
 
 
 _MAPPED_FIRST = b"\x00" * 10 + b"\xff\xff" + b"\x00" * 4

@@ -405,9 +405,9 @@ class SQLiteStore(LogStore):
         # included, cost twice as much for a page drawn from hundreds of matches.
         sql = (
             f"{_SELECT} WHERE e.rowid IN (SELECT e.rowid FROM events e {source} "
-            f"WHERE {where} {order} LIMIT ?) {order}"
+            f"WHERE {where} {order} LIMIT ? OFFSET ?) {order}"
         )
-        return sql, [*params, query.limit]
+        return sql, [*params, query.limit, query.offset]
 
     def _choose_access(self, con: sqlite3.Connection, org_key: int, query: SearchQuery) -> str:
         """How to read the events table: through the most selective filter, or in time order.
@@ -453,24 +453,25 @@ class SQLiteStore(LogStore):
             f"ON e.rowid = f.rowid WHERE events_fts MATCH ? AND {where} ORDER BY f.rowid DESC"
         )
         best: list[tuple[int, int, int]] = []  # min-heap of the page so far: (time, seq, rowid)
+        keep = query.offset + query.limit  # the skipped events are kept as keys only
         cursor = con.execute(sql, [fts_match(query.text), *params])
         try:
             done = False
-            chunk = query.limit + 16  # usually enough when matches are common; then more
+            chunk = keep + 16  # usually enough when matches are common; then more
             while not done and (rows := cursor.fetchmany(chunk)):
                 chunk = 256
                 for rowid, time_us, seq, wm_us in rows:
                     entry = (time_us, seq, rowid)
-                    if len(best) < query.limit:
+                    if len(best) < keep:
                         heapq.heappush(best, entry)
                     elif entry > best[0]:
                         heapq.heapreplace(best, entry)
-                    if len(best) == query.limit and wm_us <= best[0][0]:
+                    if len(best) == keep and wm_us <= best[0][0]:
                         done = True
                         break
         finally:
             cursor.close()
-        chosen = sorted(best, reverse=True)
+        chosen = sorted(best, reverse=True)[query.offset :]
         if not chosen:
             return []
         found = {

@@ -1,0 +1,190 @@
+"""``PostAuditLogSearches``: one handler behind both the REST route and the gRPC method."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from clarifai_grpc.grpc.api import service_pb2
+from clarifai_grpc.grpc.api.status import status_code_pb2
+from google.protobuf import json_format
+
+from ..events import StoredEvent
+from ..keys import ApiKey, AuthError
+from ..service import AuditService, QueryError
+from ._convert import BadRequest, entry_from, search_from
+from ._rest import entries_response, entry_json
+
+_log = logging.getLogger("trailkeeper")
+
+#: Trailkeeper's authentication failures as Clarifai status codes.
+_AUTH_CODES = {
+    "missing_key": status_code_pb2.CONN_KEY_INVALID,
+    "invalid_key": status_code_pb2.CONN_KEY_NOT_FOUND,
+    "expired_key": status_code_pb2.CONN_KEY_INVALID,
+    "revoked_key": status_code_pb2.CONN_KEY_INVALID,
+    "forbidden": status_code_pb2.CONN_INSUFFICIENT_SCOPES,
+}
+#: The HTTP status the REST route answers with for each Clarifai status code.
+HTTP_STATUS = {
+    status_code_pb2.SUCCESS: 200,
+    status_code_pb2.CONN_KEY_INVALID: 401,
+    status_code_pb2.CONN_KEY_NOT_FOUND: 401,
+    status_code_pb2.CONN_INSUFFICIENT_SCOPES: 403,
+    status_code_pb2.CONN_BAD_REQUEST_FORMAT: 400,
+    status_code_pb2.CONN_INVALID_REQUEST: 400,
+    status_code_pb2.CONN_INVALID_RANGE: 400,
+    status_code_pb2.INTERNAL_SERVER_ISSUE: 500,
+}
+
+
+class Failure(Exception):
+    """A request answered with a Clarifai failure status instead of entries."""
+
+    def __init__(self, code: int, description: str, details: str = "") -> None:
+        self.code = code
+        self.description = description
+        self.details = details
+        super().__init__(f"{code} {description}: {details}")
+
+
+def key_secret(authorization: str | None) -> str | None:
+    """The secret of an ``authorization: Key <secret>`` header, as Clarifai clients send it."""
+    if not authorization:
+        return None
+    scheme, _, secret = authorization.strip().partition(" ")
+    if scheme.lower() != "key" or not secret.strip():
+        raise Failure(
+            status_code_pb2.CONN_KEY_INVALID,
+            "Invalid API key or Invalid API key/application pair",
+            "authenticate with the header 'authorization: Key <your Trailkeeper API key>'",
+        )
+    return secret.strip()
+
+
+class ClarifaiSearches:
+    """Answers ``PostAuditLogSearches`` from an ``AuditService``.
+
+    Both faces call ``search``: the gRPC servicer with the request message, the REST route
+    through ``search_json`` with the body.
+    """
+
+    def __init__(self, service: AuditService) -> None:
+        self.service = service
+
+    def search(self, request: Any, authorization: str | None, user_id: str) -> Any:
+        """The ``MultiAuditLogEntryResponse`` to a request; failures become its ``status``."""
+        req_id = uuid.uuid4().hex
+        try:
+            key = self._authenticate(authorization, user_id)
+            events = self._events(request, key, req_id)
+        except Failure as failure:
+            return failure_response(failure, req_id)
+        catalogue = self.service.catalogue
+        response = service_pb2.MultiAuditLogEntryResponse(
+            entries=[entry_from(stored, catalogue) for stored in events]
+        )
+        response.status.code = status_code_pb2.SUCCESS
+        response.status.description = "Ok"
+        response.status.req_id = req_id
+        return response
+
+    def search_json(
+        self, body: bytes, authorization: str | None, user_id: str
+    ) -> tuple[int, bytes]:
+        """The REST route's answer: HTTP status and JSON body, as Clarifai's gateway gives them.
+
+        The key is checked before the body is read, so a caller without one learns nothing
+        about what it sent.
+        """
+        req_id = uuid.uuid4().hex
+        try:
+            key = self._authenticate(authorization, user_id)
+            events = self._events(parse_json(body), key, req_id)
+        except Failure as failure:
+            response = failure_response(failure, req_id)
+            return HTTP_STATUS.get(failure.code, 400), to_json(response)
+        catalogue = self.service.catalogue
+        return 200, entries_response([entry_json(e, catalogue) for e in events], req_id)
+
+    def _authenticate(self, authorization: str | None, user_id: str) -> ApiKey:
+        try:
+            key = self.service.authenticate(key_secret(authorization), "events:read")
+        except AuthError as exc:
+            description = "Insufficient scopes" if exc.code == "forbidden" else "Invalid API key"
+            raise Failure(_AUTH_CODES[exc.code], description, exc.message) from None
+        if user_id not in ("me", "", key.org_id):
+            raise Failure(
+                status_code_pb2.CONN_INSUFFICIENT_SCOPES,
+                "Insufficient scopes",
+                f"the key belongs to {key.org_id!r}, not {user_id[:64]!r}; use 'me' or "
+                f"{key.org_id!r} as the user id",
+            )
+        return key
+
+    def _events(self, request: Any, key: ApiKey, req_id: str) -> list[StoredEvent]:
+        service = self.service
+        try:
+            search = search_from(request, service.catalogue)
+            events = service.search_window(
+                key.org_id,
+                service.limit_to_key(search.filters, key),
+                order=search.order,
+                offset=search.offset,
+                limit=search.limit,
+            )
+        except (BadRequest, QueryError) as exc:
+            code = status_code_pb2.CONN_INVALID_REQUEST
+            if isinstance(exc, QueryError) and exc.field == "offset":
+                code = status_code_pb2.CONN_INVALID_RANGE
+            raise Failure(code, "Invalid request", str(exc)) from None
+        except Exception:  # a store failure: a status for the client, a traceback for us
+            _log.exception("a Clarifai audit log search failed (req_id %s)", req_id)
+            raise Failure(
+                status_code_pb2.INTERNAL_SERVER_ISSUE, "Internal server issue", f"req_id {req_id}"
+            ) from None
+        service.record_read(key, "audit_log.search", {"api": "clarifai", **_described(request)})
+        return events
+
+
+def _described(request: Any) -> dict[str, Any]:
+    try:
+        found: dict[str, Any] = json_format.MessageToDict(request, preserving_proto_field_name=True)
+    except json_format.SerializeToJsonError:  # a value JSON can't hold; the search ran anyway
+        return {"unwritable": True}
+    return found
+
+
+def parse_json(body: bytes) -> Any:
+    """A ``PostAuditLogSearchesRequest`` from the JSON the Clarifai JSON channel sends.
+
+    Raises:
+        Failure: ``CONN_BAD_REQUEST_FORMAT`` for JSON that isn't such a request (an unknown
+            field or ``EventType`` name, a timestamp that isn't RFC 3339, …).
+    """
+    request = service_pb2.PostAuditLogSearchesRequest()
+    try:
+        json_format.Parse(body or b"{}", request)
+    except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+        raise Failure(
+            status_code_pb2.CONN_BAD_REQUEST_FORMAT, "Bad request format", str(exc)[:1024]
+        ) from None
+    return request
+
+
+def failure_response(failure: Failure, req_id: str) -> Any:
+    response = service_pb2.MultiAuditLogEntryResponse()
+    response.status.code = failure.code
+    response.status.description = failure.description
+    response.status.details = failure.details
+    response.status.req_id = req_id
+    return response
+
+
+def to_json(response: Any) -> bytes:
+    """The response as Clarifai's REST API writes it: proto field names, enums as numbers."""
+    text: str = json_format.MessageToJson(
+        response, preserving_proto_field_name=True, use_integers_for_enums=True, indent=None
+    )
+    return text.encode()

@@ -1,0 +1,98 @@
+"""Clarifai's REST audit log search, ``POST /v2/users/{user_id}/audit_log/searches``.
+
+A thin route: the ``clarifai`` package (the ``clarifai`` extra) does the work, and is
+imported on the first request, so the rest of the API runs without that extra.
+"""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ._routes import MAX_BODY, read, service_of
+
+router = APIRouter()
+
+_NOT_INSTALLED = orjson.dumps(
+    {
+        "status": {
+            "code": 10040,  # NOT_IMPLEMENTED
+            "description": "Not implemented",
+            "details": "this server lacks the clarifai extra: pip install 'trailkeeper[clarifai]'",
+        }
+    }
+)
+
+_TOO_LARGE = orjson.dumps(
+    {
+        "status": {
+            "code": 11100,  # CONN_BAD_REQUEST_FORMAT
+            "description": "Bad request format",
+            "details": f"the body is over {MAX_BODY // 1024 // 1024} MiB",
+        }
+    }
+)
+
+
+_STATUS_BODY = {
+    "description": "A MultiAuditLogEntryResponse; status.code 10000 on success",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["status"],
+                "properties": {
+                    "status": {
+                        "type": "object",
+                        "required": ["code"],
+                        "properties": {
+                            "code": {"type": "integer"},
+                            "description": {"type": "string"},
+                            "details": {"type": "string"},
+                            "req_id": {"type": "string"},
+                        },
+                    },
+                    "entries": {"type": "array", "items": {"type": "object"}},
+                },
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "/v2/users/{user_id}/audit_log/searches",
+    tags=["clarifai"],
+    responses=dict.fromkeys((200, 400, 401, 403, 413, 500, 501), _STATUS_BODY),
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def post_audit_log_searches(request: Request, user_id: str) -> Response:
+    """Clarifai's ``PostAuditLogSearches`` (see docs/clarifai.md); ``authorization: Key <key>``.
+
+    Answers as Clarifai does: a JSON ``MultiAuditLogEntryResponse`` whose ``status.code`` is
+    10000 on success, or a Clarifai failure code with a description.
+    """
+    try:
+        from ..clarifai import ClarifaiSearches
+    except ImportError:
+        return Response(_NOT_INSTALLED, status_code=501, media_type="application/json")
+    searches = getattr(request.app.state, "clarifai", None)
+    if searches is None:
+        searches = request.app.state.clarifai = ClarifaiSearches(service_of(request))
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return Response(_TOO_LARGE, status_code=413, media_type="application/json")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    status, payload = await read(
+        request, searches.search_json, body, request.headers.get("authorization"), user_id
+    )
+    return Response(payload, status_code=status, media_type="application/json")
