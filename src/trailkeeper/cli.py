@@ -89,33 +89,16 @@ def _write(events: Sequence[StoredEvent], fmt: str) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import week_of_activity
+    from .demo import run_demo
 
     with _service(args) as service:
-        if service.size("acme") == 0:
-            batches: dict[str, list[dict[str, object]]] = {}
-            for org, event in week_of_activity(datetime.now(UTC)):
-                batches.setdefault(org, []).append(event)
-            for org, events in batches.items():
-                for start in range(0, len(events), 1000):
-                    service.ingest(org, events[start : start + 1000])
-        for org in ("acme", "globex"):
-            page = service.search(org, limit=10)
-            failures = service.search(org, Filters(success=False), limit=1000).events
-            print(f"\n{org}: {service.size(org)} events, {len(failures)} failed; newest 10:\n")
-            _print_table(page.events)
-        print(f"\nThe log is in {args.db or Settings.from_env().database_url}. Try:")
-        print(f"  {_me()} search --org acme 'operation:model.* status:failure'")
-        if args.no_serve:
-            return 0
-        _, secret = service.create_key("acme", ["events:read"], name="demo reader")
-        base = f"http://{args.host}:{args.port}"
-        print(f"\nServing the API on {base} (docs: {base}/docs); Ctrl-C stops it.")
-        print("A read key for org acme (the secret is shown once):")
-        print(f"  curl -H 'Authorization: Bearer {secret}' '{base}/v1/events?limit=5'")
-        sys.stdout.flush()
-        _run_server(service, args.host, args.port, "warning")
-    return 0
+        return run_demo(
+            service,
+            host=args.host,
+            port=args.port,
+            platform_port=args.platform_port,
+            serve=not args.no_serve,
+        )
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -289,10 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return p
 
-    demo = with_db(sub.add_parser("demo", help="load a week of demo activity and serve it"))
+    demo = with_db(
+        sub.add_parser("demo", help="serve the API, a reference platform and a week of its traffic")
+    )
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--no-serve", action="store_true", help="load and show, then stop")
+    demo.add_argument(
+        "--platform-port",
+        type=int,
+        default=0,
+        help="the reference platform's port (default: any free one)",
+    )
+    demo.add_argument("--no-serve", action="store_true", help="play the week and show, then stop")
     demo.set_defaults(func=cmd_demo)
 
     ingest = with_db(sub.add_parser("ingest", help="ingest events from a JSON Lines file"))
