@@ -66,6 +66,4 @@ class LiveServer:
     def events(self, org: str) -> list[StoredEvent]:
         """The org's events in seq order, without the log's own records (key creation)."""
         with AuditService.open(self.db_url) as service:
-            return [
-                e for e in service.scan(org) if not e.event.operation.startswith("audit_log.")
-            ]
+            return [e for e in service.scan(org) if not e.event.operation.startswith("audit_log.")]

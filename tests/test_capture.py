@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from _live_server import LiveServer
 from conftest import ASGIClient
-
 from trailkeeper import capture
 from trailkeeper.capture import AuditMiddleware, AuditRoute, Recorder, annotate, audited, bind
 from trailkeeper.testing import capture_events
@@ -108,7 +108,8 @@ def test_operation_records_success_with_what_the_block_added(
     assert recorder.flush(10)
     event = by_operation(server, org)["model.update"]
     assert event["id"] == op.id
-    assert event["success"] is True and event["error"] is None
+    assert event["success"] is True
+    assert event["error"] is None
     assert event["targets"] == [{"type": "model", "id": "m7", "name": "Scorer"}]
     assert event["changes"] == {"description": {"from": "draft", "to": "ready"}}
     assert event["details"] == ["from deeper code"]
@@ -121,9 +122,13 @@ class QuotaExceeded(Exception):
 def test_operation_records_failure_with_the_error_and_the_exception_propagates(
     server: LiveServer, recorder: Recorder, org: str
 ) -> None:
-    with pytest.raises(QuotaExceeded), recorder.operation("model.train", actor="ana") as op:
-        op.add_target("model", "m1")
-        raise QuotaExceeded("no GPU hours left this month")
+    def train() -> None:
+        with recorder.operation("model.train", actor="ana") as op:
+            op.add_target("model", "m1")
+            raise QuotaExceeded("no GPU hours left this month")
+
+    with pytest.raises(QuotaExceeded):
+        train()
     with pytest.raises(ValueError, match="bad"), recorder.operation("team.create", actor="ana"):
         raise ValueError("bad name")
     assert recorder.flush(10)
@@ -214,7 +219,8 @@ def test_middleware_binds_actor_ip_request_id_user_agent_and_echoes_the_id(
         capture.set_default(previous)
     assert given.headers["x-request-id"] == "abc-123"
     generated = made.headers["x-request-id"]
-    assert generated != "bad id!" and len(generated) == 36
+    assert generated != "bad id!"
+    assert len(generated) == 36
     assert recorder.flush(10)
     events = {e.event.request_id: e.event for e in server.events(org)}
     first = events["abc-123"]
@@ -254,7 +260,9 @@ def test_middleware_route_map_records_success_and_failure_from_the_status(
         ),
         "POST /apps/{app_id}/boom": AuditRoute("application.update", targets={"app": "app_id"}),
     }
-    ok = ASGIClient(AuditMiddleware(_app(), recorder=recorder, routes=routes, actor=lambda s: "ana"))
+    ok = ASGIClient(
+        AuditMiddleware(_app(), recorder=recorder, routes=routes, actor=lambda s: "ana")
+    )
     denied = ASGIClient(AuditMiddleware(_app(403), recorder=recorder, routes=routes))
     previous = capture.set_default(recorder)
     try:
@@ -274,17 +282,21 @@ def test_middleware_route_map_records_success_and_failure_from_the_status(
     # start of the request, so it sorts first by time).
     assert sorted(e.operation for e in shared) == ["application.create", "workflow.create"]
     route_event = next(e for e in shared if e.operation == "application.create")
-    assert route_event.success is True and route_event.actor is not None
+    assert route_event.success is True
+    assert route_event.actor is not None
     assert route_event.actor.id == "ana"
     assert [t.id for t in route_event.targets] == ["made-here"]
     assert route_event.time < next(e for e in shared if e.operation == "workflow.create").time
     assert sum(1 for e in events if e.event.operation == "workflow.create") == 2
     refused = next(e.event for e in events if e.event.request_id == "denied")
-    assert refused.operation == "model.delete" and refused.success is False
-    assert refused.error is not None and refused.error.code == "FORBIDDEN"
+    assert refused.operation == "model.delete"
+    assert refused.success is False
+    assert refused.error is not None
+    assert refused.error.code == "FORBIDDEN"
     assert [(t.type, t.id) for t in refused.targets] == [("app", "a1"), ("model", "m2")]
     crashed = next(e.event for e in events if e.event.request_id == "crash")
-    assert crashed.success is False and crashed.error is not None
+    assert crashed.success is False
+    assert crashed.error is not None
     assert crashed.error.code == "RuntimeError"
 
 
@@ -362,7 +374,8 @@ def test_refused_events_are_counted_logged_and_kept_not_dropped_silently(
     reopened = capture.Spool(tmp_path / "s.db")
     [(kept_id, reason)] = reopened.rejected_events()
     reopened.close()
-    assert kept_id == bad and "model.explode" in reason
+    assert kept_id == bad
+    assert "model.explode" in reason
 
 
 def test_capture_events_collects_without_sending_and_without_a_recorder() -> None:

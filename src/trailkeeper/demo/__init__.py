@@ -72,8 +72,8 @@ def run_demo(
             traffic.setup(datetime.now(UTC))
         if not recorder.flush(30):
             print("warning: some events are still on their way", file=sys.stderr)
-        _summary(service, out)
         _, secret = service.create_key("acme", ["events:read"], name="demo reader")
+        _summary(service, out)
         print(f"\n{traffic.requests} requests to the reference platform ({platform.url}) "
               f"recorded {sum(service.size(o) for o in ORGS)} events in "
               f"{time.monotonic() - started:.1f} s.", file=out)  # fmt: skip

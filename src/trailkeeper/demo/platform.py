@@ -12,7 +12,7 @@ version, as Clarifai does).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -73,7 +73,7 @@ ROUTES: dict[str, str | AuditRoute] = {
 }
 
 
-def _path_part(scope: dict[str, Any], index: int, after: str) -> str | None:
+def _path_part(scope: MutableMapping[str, Any], index: int, after: str) -> str | None:
     parts = scope["path"].split("/")
     return parts[index] if len(parts) > index and parts[index - 1] == after else None
 
@@ -252,19 +252,19 @@ def create_platform(
     )
 
 
-def _user(platform: Platform, scope: dict[str, Any]) -> User | None:
+def _user(platform: Platform, scope: MutableMapping[str, Any]) -> User | None:
     for name, value in scope["headers"]:
         if name == b"authorization":
             return platform.user_of(value.decode("latin-1").removeprefix("Bearer ").strip())
     return None
 
 
-def _actor(platform: Platform, scope: dict[str, Any]) -> dict[str, str] | None:
+def _actor(platform: Platform, scope: MutableMapping[str, Any]) -> dict[str, str] | None:
     user = _user(platform, scope)
     return user.actor() if user else None
 
 
-def _home_org(platform: Platform, scope: dict[str, Any]) -> str | None:
+def _home_org(platform: Platform, scope: MutableMapping[str, Any]) -> str | None:
     user = _user(platform, scope)
     return user.home_org if user else None
 
