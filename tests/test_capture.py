@@ -403,3 +403,15 @@ def test_embedded_recorder_writes_to_a_local_store_without_a_server(tmp_path: Pa
     with AuditService.open(url) as service:
         assert [e.event.id for e in service.scan("acme")] == ids
         assert service.size("globex") == 1
+
+
+def test_the_senders_time_format_matches_the_event_models() -> None:
+    import random
+
+    from trailkeeper.capture._worker import format_ns
+    from trailkeeper.events import format_time, from_micros
+
+    rng = random.Random(5)
+    for _ in range(20_000):
+        ns = rng.randrange(0, 4_102_444_800 * 10**9)  # 1970 to 2100
+        assert format_ns(ns) == format_time(from_micros(ns // 1000))

@@ -13,7 +13,6 @@ from typing import Any
 
 import orjson
 
-from ..events._model import format_time, from_micros
 from ._processors import Processor, run_processors
 from ._spool import Backlog, Item
 from ._transport import MAX_BODY, MAX_EVENTS, Transport, TransportError
@@ -44,10 +43,25 @@ class Counters:
     pending: int
 
 
+_second: tuple[int, str] = (-1, "")
+
+
+def format_ns(time_ns: int) -> str:
+    """``2026-11-26T02:20:09.000123Z`` (the event model's one time format), with the part up
+    to the second cached: building a datetime per event cost more than the rest of encode."""
+    global _second
+    second, micros = divmod(time_ns // 1000, 1_000_000)
+    cached, prefix = _second
+    if cached != second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second = (second, prefix)  # one tuple: threads never see a half-updated cache
+    return f"{prefix}.{micros:06d}Z"
+
+
 def encode(raw: Raw, processors: Sequence[Processor]) -> tuple[Item, str | None]:
     """The spool item of a recorded event, and the reason it must be refused (if any)."""
     org, time_ns, event = raw
-    event["time"] = format_time(from_micros(time_ns // 1000))
+    event["time"] = format_ns(time_ns)
     try:
         event = run_processors(processors, event)
         return (org, event["id"], orjson.dumps(event)), None
@@ -94,16 +108,31 @@ class Sender:
     # -- called from other threads ------------------------------------------------------------
 
     def overflow(self, raw: Raw) -> None:
-        """Spool one event on the caller's thread: the memory queue is full."""
-        item, reason = encode(raw, self.processors)
+        """The memory queue is full: spool a batch of it, and ``raw``, on the caller's thread.
+
+        One transaction for the whole batch, so a producer that outruns the sender pays a
+        share of the sender's work per event (backpressure), not a commit per event.
+        """
+        raws = [raw]
+        try:
+            while len(raws) <= self.batch_size:
+                raws.append(self.queue.popleft())
+        except IndexError:
+            pass
+        self._encode_and_spool(raws, counted=1)
+
+    def _encode_and_spool(self, raws: list[Raw], counted: int) -> None:
+        items: list[Item] = []
+        for raw in raws:
+            item, reason = encode(raw, self.processors)
+            if reason is None:
+                items.append(item)
+            else:
+                self._refuse(item, reason)
         with self._lock:
-            self.overflowed += 1
-        if reason is not None:
-            self._refuse(item, reason)
-        else:
-            self.backlog.put([item])
-            with self._lock:
-                self.spooled += 1
+            self.overflowed += counted
+            self.taken += len(raws) - counted
+        self._spool(items)
 
     def counters(self) -> Counters:
         with self._lock:
@@ -140,8 +169,7 @@ class Sender:
         left: list[Raw] = []
         while self.queue:
             left.append(self.queue.popleft())
-        for raw in left:
-            self.overflow(raw)
+        self._encode_and_spool(left, counted=0)
         return len(left) + self.backlog.count()
 
     # -- the thread ---------------------------------------------------------------------------
@@ -181,8 +209,9 @@ class Sender:
                         items.append(item)
                     else:
                         self._refuse(item, reason)
-                if self._backoff or self.backlog.count():
-                    # Down, or catching up: keep newer events behind the older ones.
+                if self._backoff:
+                    # Down: straight to the spool. (Newer events may then arrive before
+                    # older ones; order does not matter, each event carries its time.)
                     self._spool(items)
                 else:
                     self._deliver([(None, item) for item in items])
