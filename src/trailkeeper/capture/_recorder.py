@@ -8,7 +8,6 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,7 +27,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("trailkeeper.capture")
 _ANONYMOUS = {"id": "anonymous", "type": "anonymous"}
-_live: weakref.WeakSet[Recorder] = weakref.WeakSet()
+# Strong references: a recorder the application dropped still has events to deliver.
+_live: set[Recorder] = set()
 _default: Recorder | None = None
 #: Active ``trailkeeper.testing.capture_events`` lists, innermost last.
 _captures: list[list[dict[str, Any]]] = []

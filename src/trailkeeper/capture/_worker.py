@@ -237,7 +237,9 @@ class Sender:
         for index, chunk in enumerate(chunks):
             try:
                 refused = self.transport.send(chunk[0][1][0], [item[2] for _, item in chunk])
-            except TransportError as exc:
+            except Exception as exc:  # TransportError, or a fault of ours: retry, never drop
+                if not isinstance(exc, TransportError):
+                    _log.exception("trailkeeper: unexpected error while sending")
                 unsent = [entry for rest in chunks[index:] for entry in rest]
                 self._spool([item for handle, item in unsent if handle is None])
                 self._fail_later(exc)
@@ -253,10 +255,21 @@ class Sender:
         return True
 
     def _spool(self, items: list[Item]) -> None:
-        if items:
+        if not items:
+            return
+        try:
             self.backlog.put(items)
+        except Exception:
+            # The spool itself failed (disk full, permissions): say so, loudly, with the ids.
+            _log.exception(
+                "trailkeeper: %d event(s) could not be spooled and are lost: %s",
+                len(items), ", ".join(item[1] for item in items),
+            )  # fmt: skip
             with self._lock:
-                self.spooled += len(items)
+                self.failed += len(items)
+            return
+        with self._lock:
+            self.spooled += len(items)
 
     def _refuse(self, item: Item, reason: str) -> None:
         _log.error("trailkeeper: event %s was refused for good: %s", item[1], reason)
