@@ -7,6 +7,7 @@ and traffic that plays a week of two organizations' activity through it, then go
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import threading
@@ -51,7 +52,11 @@ def run_demo(
     keys = {org: service.create_key(org, ["events:write"], name="reference platform")[1]
             for org in ORGS}  # fmt: skip
     audit = ThreadedServer(create_app(service), host, port, "trailkeeper-api")
-    audit.start()
+    try:
+        audit.start()
+    except RuntimeError as exc:
+        print(f"trailkeeper: {exc}; try --port 0 for any free port", file=sys.stderr)
+        return 2
     clock = SimClock()
     state = Platform()
     seed_users(state)
@@ -100,6 +105,8 @@ def run_demo(
         traffic.close()
         platform.stop()
         recorder.close(timeout=10)
+        if recorder.spool.count() == 0:
+            shutil.rmtree(spool.parent, ignore_errors=True)
         audit.stop()
 
 
