@@ -81,9 +81,10 @@ class Operation:
         self.changes[field] = {"from": before, "to": after}
 
     def __enter__(self) -> Operation:
-        from ._recorder import resolve
+        if self.recorder is None:
+            from ._recorder import resolve  # here: _recorder imports this module
 
-        self.recorder = resolve(self.recorder)
+            self.recorder = resolve(None)
         if self._time_ns is None:
             self._time_ns = self.recorder.clock()
         self._token = _operation.set(self)
@@ -104,9 +105,11 @@ class Operation:
         self, exc: BaseException | None = None, *, error: dict[str, str] | None = None
     ) -> str:
         """Record the event now: a failure if ``exc`` or ``error`` is given. Returns its id."""
-        from ._recorder import resolve
+        recorder = self.recorder
+        if recorder is None:
+            from ._recorder import resolve
 
-        recorder = resolve(self.recorder)
+            recorder = resolve(None)
         failure = error if error is not None else (error_of(exc) if exc is not None else None)
         self.id = recorder.record(
             self.name,
