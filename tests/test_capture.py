@@ -415,3 +415,45 @@ def test_the_senders_time_format_matches_the_event_models() -> None:
     for _ in range(20_000):
         ns = rng.randrange(0, 4_102_444_800 * 10**9)  # 1970 to 2100
         assert format_ns(ns) == format_time(from_micros(ns // 1000))
+
+
+def test_a_refused_key_keeps_events_spooled_until_a_right_key_sends_them(
+    server: LiveServer, org: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = tmp_path / "s.db"
+    wrong = Recorder(server.url, "tk_nope_nope", spool=spool, max_backoff=0.1)
+    ids = [wrong.record("model.create", actor="ana") for _ in range(20)]
+    assert not wrong.flush(0.5)
+    counters = wrong.counters()
+    assert (counters.sent, counters.failed, counters.pending) == (0, 0, 20)
+    assert any("refused the key" in r.getMessage() for r in caplog.records)
+    wrong.close(timeout=0.1)
+    right = Recorder(server.url, server.key(org), spool=spool)
+    assert right.flush(10)
+    right.close()
+    assert sorted(e.event.id for e in server.events(org)) == sorted(ids)
+
+
+def test_large_batches_are_split_under_the_servers_body_limit(
+    server: LiveServer, recorder: Recorder, org: str
+) -> None:
+    # 500 events of ~15 KB: over 7 MB, so at least two requests under the 5 MiB limit.
+    ids = [
+        recorder.record("dataset.update", actor="ana", metadata={"blob": f"{i:05d}" * 3_000})
+        for i in range(500)
+    ]
+    assert recorder.flush(30)
+    assert sorted(e.event.id for e in server.events(org)) == sorted(ids)
+
+
+def test_the_default_spool_lives_in_the_spool_dir_one_per_server_and_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TRAILKEEPER_SPOOL_DIR", str(tmp_path / "spools"))
+    first = Recorder("http://127.0.0.1:9", "tk_a_b", close_at_exit=False)
+    second = Recorder("http://127.0.0.1:9", "tk_c_d", close_at_exit=False)
+    paths = {Path(first.spool.path), Path(second.spool.path)}  # type: ignore[attr-defined]
+    first.close(timeout=0.1)
+    second.close(timeout=0.1)
+    assert len(paths) == 2
+    assert all(p.parent == tmp_path / "spools" and p.exists() for p in paths)
