@@ -64,6 +64,11 @@ class Backlog:
         with self._lock:
             self.rejected.append((item, reason))
 
+    def rejected_events(self) -> list[tuple[str, str]]:
+        """``(event id, reason)`` of every event refused for good, oldest first."""
+        with self._lock:
+            return [(item[1], reason) for item, reason in self.rejected]
+
     def count(self) -> int:
         return len(self._items)
 
