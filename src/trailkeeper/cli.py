@@ -98,6 +98,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             port=args.port,
             platform_port=args.platform_port,
             serve=not args.no_serve,
+            command=_me(),
         )
 
 

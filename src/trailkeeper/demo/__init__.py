@@ -31,13 +31,15 @@ def run_demo(
     port: int = 8000,
     platform_port: int = 0,
     serve: bool = True,
+    command: str = "trailkeeper",
     out: TextIO = sys.stdout,
 ) -> int:
     """Serve the audit API on ``host:port`` and the platform on ``platform_port`` (0: any
     free port), play a week of traffic into an empty log, print where to look and a read
     key, then keep serving with live traffic until Ctrl-C (or stop at once: ``serve=False``).
 
-    The caller owns ``service`` and closes it. A log that already has events gets no second
+    ``command`` is how the user runs ``trailkeeper`` (for the hints printed). The caller
+    owns ``service`` and closes it. A log that already has events gets no second
     week; with ``serve=False`` nothing at all is added to it.
     """
     started = time.monotonic()
@@ -82,6 +84,7 @@ def run_demo(
         print(f"\n{traffic.requests} requests to the reference platform ({platform.url}) "
               f"recorded {sum(service.size(o) for o in ORGS)} events in "
               f"{time.monotonic() - started:.1f} s.", file=out)  # fmt: skip
+        print(f"\nTry: {command} search --org acme 'operation:model.* status:failure'", file=out)
         print(f"\nConsole:  {audit.url}/console", file=out)
         print(f"API docs: {audit.url}/docs", file=out)
         print(f"Read key for org acme (shown once): {secret}", file=out)
