@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[server,client,test,lint,bench]'
 	touch $(STAMP)
 
-## run: the service on the embedded SQLite default, with demo data
+## run: the demo: audit server on SQLite, a reference platform and a week of its traffic
 run: $(STAMP)
 	$(BIN)/trailkeeper demo
 
@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/clarifai_pages.py
 	$(BIN)/python bench/http_ingest.py
 	$(BIN)/python bench/http_search.py
+	$(BIN)/python bench/capture.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -23,11 +23,11 @@ def db(tmp_path: Path) -> str:
 
 
 def test_demo_loads_two_orgs_and_shows_them(db: str) -> None:
-    result = run_cli("demo", "--db", db, "--no-serve")
+    result = run_cli("demo", "--db", db, "--no-serve", "--port", "0")
     assert result.returncode == 0, result.stderr
     assert "acme:" in result.stdout
     assert "globex:" in result.stdout
-    again = run_cli("demo", "--db", db, "--no-serve")  # a second run loads nothing more
+    again = run_cli("demo", "--db", db, "--no-serve", "--port", "0")  # a second run adds nothing
     first_count = result.stdout.split("acme: ")[1].split(" ")[0]
     assert again.stdout.split("acme: ")[1].split(" ")[0] == first_count
 

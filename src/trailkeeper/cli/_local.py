@@ -6,7 +6,7 @@ import gc
 import os
 import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -14,10 +14,8 @@ import orjson
 import typer
 
 from ..config import DEFAULT_DATABASE_URL, Settings
-from ..filters import Filters
 from ..keys import SCOPES
 from ..service import AuditService
-from . import _render
 from ._app import app, imports, keys
 
 Db = Annotated[
@@ -100,42 +98,31 @@ def _me() -> str:
 @app.command()
 def demo(
     db: Db = None,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="Load and show, then stop.")] = False,
+    host: Annotated[str, typer.Option(help="Where the audit API and console listen.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Their port (0: any free one).")] = 8000,
+    platform_port: Annotated[
+        int, typer.Option(help="The reference platform's port (default: any free one).")
+    ] = 0,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Play the week and show it, then stop.")
+    ] = False,
 ) -> None:
-    """Load a week of demo activity for two orgs, then serve it."""
-    from ..demo import week_of_activity
+    """Serve the API and console, a reference AI platform and a week of its traffic."""
+    from ..demo import run_demo
 
     with _service(db) as service:
-        if service.size("acme") == 0:
-            batches: dict[str, list[dict[str, object]]] = {}
-            for org, event in week_of_activity(datetime.now(UTC)):
-                batches.setdefault(org, []).append(event)
-            for org, events in batches.items():
-                for start in range(0, len(events), 1000):
-                    service.ingest(org, events[start : start + 1000])
-        out = _render.console()
-        for org in ("acme", "globex"):
-            page = service.search(org, limit=10)
-            failures = service.search(org, Filters(success=False), limit=1000).events
-            out.print(f"\n{org}: {service.size(org)} events, {len(failures)} failed; newest 10:\n")
-            out.print(_render.table([e.to_dict() for e in page.events]))
-        print(f"\nThe log is in {db or Settings.from_env().database_url}.")
-        if no_serve:
-            return
-        _, secret = service.create_key("acme", ["events:read"], name="demo reader")
-        base = f"http://{host}:{port}"
-        print(f"\nServing on {base}; Ctrl-C stops it.")
-        print(f"  the console:  {base}/console  (sign in with the key below)")
-        print(f"  the API docs: {base}/docs")
-        print("A read key for org acme (the secret is shown once):")
-        print(f"  {secret}")
-        print("Try:")
-        print(f"  curl -H 'Authorization: Bearer {secret}' '{base}/v1/events?limit=5'")
-        print(f"  {_me()} search --url {base} --key {secret} 'operation:model.* status:failure'")
-        sys.stdout.flush()
-        run_server(service, host, port, "warning")
+        status = run_demo(
+            service,
+            host=host,
+            port=port,
+            platform_port=platform_port,
+            serve=not no_serve,
+            command=_me(),
+        )
+    if status:
+        raise typer.Exit(status)
 
 
 def _duration(value: str | None) -> timedelta | None:

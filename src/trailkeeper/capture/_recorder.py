@@ -1,0 +1,329 @@
+"""``Recorder``: the object an application records audit events through."""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+
+from ._context import Actor, _request
+from ._ids import new_id
+from ._operation import Operation
+from ._processors import Processor, redact_secrets
+from ._spool import Backlog, Spool
+from ._transport import HttpTransport, LocalTransport, Transport
+from ._worker import Counters, Raw, Sender, encode
+
+if TYPE_CHECKING:
+    from ..service import AuditService
+
+_log = logging.getLogger("trailkeeper.capture")
+_ANONYMOUS = {"id": "anonymous", "type": "anonymous"}
+# Strong references: a recorder the application dropped still has events to deliver.
+_live: set[Recorder] = set()
+_default: Recorder | None = None
+#: Active ``trailkeeper.testing.capture_events`` lists, innermost last.
+_captures: list[list[dict[str, Any]]] = []
+_captures_lock = threading.Lock()
+
+
+def default_spool_dir() -> Path:
+    """``$TRAILKEEPER_SPOOL_DIR``, else ``$XDG_CACHE_HOME/trailkeeper`` (``~/.cache``)."""
+    explicit = os.environ.get("TRAILKEEPER_SPOOL_DIR")
+    if explicit:
+        return Path(explicit)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "trailkeeper"
+
+
+class Recorder:
+    """Records audit events without making the caller wait.
+
+    ``record()`` puts the event in a memory queue and returns; a background thread runs the
+    processors, batches, sends, retries with exponential backoff and jitter, and spools to
+    SQLite when the log cannot be reached or the queue is full. Events leave the spool only
+    once acknowledged, also by a later process that opens the same spool.
+
+    Args:
+        url: the Trailkeeper server (``http://host:port``); with ``key`` (an
+            ``events:write`` key) or ``keys`` (org id -> key, for multi-tenant producers).
+        transport: another transport instead of ``url`` (see ``Recorder.embedded``).
+        spool: the spool file; by default one per server and key under
+            ``default_spool_dir()``; ``None`` keeps waiting events in memory only.
+        processors: the pipeline (default: ``[redact_secrets()]``).
+        app_id, org_id: defaults for events whose context gives none.
+        batch_size: events per request (at most 1,000). flush_interval: seconds an event
+            may wait for its batch to fill. max_queue: events held in memory before
+            ``record()`` spools on the caller's thread. max_backoff: longest wait between
+            retries, in seconds.
+        clock: nanoseconds since the Unix epoch (``time.time_ns``); the event time.
+        close_at_exit: flush (up to ``exit_timeout`` seconds) and spool the rest at exit.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        key: str | None = None,
+        *,
+        keys: dict[str, str] | None = None,
+        transport: Transport | None = None,
+        spool: str | os.PathLike[str] | Literal["auto"] | None = "auto",
+        processors: Sequence[Processor] | None = None,
+        app_id: str | None = None,
+        org_id: str | None = None,
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        max_queue: int = 10_000,
+        max_backoff: float = 30.0,
+        clock: Callable[[], int] = time.time_ns,
+        close_at_exit: bool = True,
+        exit_timeout: float = 5.0,
+    ) -> None:
+        if transport is None:
+            if url is None:
+                raise ValueError("give the server's url (and a key), or a transport")
+            transport = HttpTransport(url, key, keys=keys)
+        if spool == "auto":
+            if url is None:
+                spool = None
+            else:
+                name = hashlib.sha256(f"{url}|{key}|{sorted((keys or {}).items())}".encode())
+                spool = default_spool_dir() / f"spool-{name.hexdigest()[:16]}.sqlite3"
+        backlog = Spool(spool) if spool is not None else Backlog()
+        self.app_id = app_id
+        self.org_id = org_id
+        self.clock = clock
+        self.max_queue = max_queue
+        self.exit_timeout = exit_timeout
+        self.closed = False
+        self._processors = tuple(processors if processors is not None else [redact_secrets()])
+        self._sender = Sender(
+            transport,
+            backlog,
+            self._processors,
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            max_backoff=max_backoff,
+        )
+        self._queue = self._sender.queue
+        self._batch = self._sender.batch_size
+        if close_at_exit:
+            _live.add(self)
+
+    @classmethod
+    def embedded(cls, store: AuditService | str, org_id: str, **options: Any) -> Recorder:
+        """A recorder that writes into a local store (an ``AuditService`` or a database URL)
+        with no server; events of other orgs name theirs with ``org_id=``."""
+        options.setdefault("spool", None)
+        return cls(transport=LocalTransport(store, org_id), org_id=org_id, **options)
+
+    @property
+    def spool(self) -> Backlog:
+        """Where events wait (a ``Spool`` file, or memory)."""
+        return self._sender.backlog
+
+    def record(
+        self,
+        operation: str,
+        *,
+        actor: Actor | None = None,
+        targets: list[dict[str, Any]] | None = None,
+        success: bool | None = None,
+        error: str | dict[str, Any] | BaseException | None = None,
+        details: list[str] | None = None,
+        changes: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        app_id: str | None = None,
+        org_id: str | None = None,
+        source_ip: str | None = None,
+        request_id: str | None = None,
+        user_agent: str | None = None,
+        description: str | None = None,
+        time_ns: int | None = None,
+    ) -> str:
+        """Record one event and return its id at once (the id is made here, so retries and
+        spool replays deduplicate on the server).
+
+        Fields not given come from the request context (actor, source IP, request id, user
+        agent, app, org), then from the recorder's defaults; with no actor anywhere the event
+        is recorded as the ``anonymous`` actor. ``success`` defaults to
+        ``error is None``; ``error`` may be a message, ``{"code", "message"}`` or an
+        exception.
+
+        Raises:
+            RuntimeError: the recorder was closed.
+        """
+        if self.closed:
+            raise RuntimeError("this recorder is closed; the event was not recorded")
+        event: dict[str, Any] = {"id": new_id(), "operation": operation}
+        context = _request.get()
+        if context is not None:
+            actor = actor if actor is not None else context.actor
+            source_ip = source_ip or context.source_ip
+            request_id = request_id or context.request_id
+            user_agent = user_agent or context.user_agent
+            app_id = app_id or context.app_id
+            org_id = org_id or context.org_id
+        # The log requires an actor; one nobody named is recorded as such, not refused.
+        event["actor"] = actor if actor is not None else dict(_ANONYMOUS)
+        if targets:
+            event["targets"] = targets
+        if error is not None:
+            event["error"] = _error(error)
+        event["success"] = (error is None) if success is None else success
+        if details:
+            event["details"] = details
+        if changes:
+            event["changes"] = changes
+        if metadata:
+            event["metadata"] = metadata
+        app_id = app_id or self.app_id
+        if app_id:
+            event["app_id"] = app_id
+        if source_ip:
+            event["source_ip"] = source_ip
+        if request_id:
+            event["request_id"] = request_id
+        if user_agent:
+            event["user_agent"] = user_agent
+        if description:
+            event["description"] = description
+        raw: Raw = (org_id or self.org_id, time_ns or self.clock(), event)
+        if _captures:
+            _capture(raw, self._processors)
+            return event["id"]  # type: ignore[no-any-return]
+        queue = self._queue
+        if len(queue) >= self.max_queue:
+            self._sender.overflow(raw)
+        else:
+            queue.append(raw)
+            if len(queue) == self._batch:
+                self._sender.wake.set()
+        return event["id"]  # type: ignore[no-any-return]
+
+    def operation(self, name: str, **fields: Any) -> Operation:
+        """A context manager that records ``name`` when its block ends (see ``Operation``)."""
+        return Operation(self, name, **fields)
+
+    def counters(self) -> Counters:
+        """Counts of what the recorder did (queued, sent, spooled, retried, failed, pending)."""
+        return self._sender.counters()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Deliver everything queued and spooled; ``False`` if some is still waiting at the
+        timeout (it stays queued or spooled and keeps being retried)."""
+        return self._sender.flush(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush for up to ``timeout`` seconds, then stop; events not delivered stay in the
+        spool for the next process (logged as an error if there is no spool)."""
+        if self.closed:
+            return
+        self.closed = True
+        _live.discard(self)
+        self._sender.flush(timeout)
+        left = self._sender.stop(timeout=max(timeout, 15.0))
+        if left:
+            if self._sender.backlog.durable:
+                path = getattr(self._sender.backlog, "path", "")
+                _log.warning("trailkeeper: %d event(s) wait in the spool %s", left, path)
+            else:
+                _log.error("trailkeeper: %d event(s) could not be delivered and are lost", left)
+                with self._sender._lock:
+                    self._sender.failed += left
+        self._sender.transport.close()
+        self._sender.backlog.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _error(error: str | dict[str, Any] | BaseException) -> dict[str, Any]:
+    if isinstance(error, BaseException):
+        from ._operation import error_of
+
+        return error_of(error)
+    if isinstance(error, str):
+        return {"code": "error", "message": error}
+    return error
+
+
+def _capture(raw: Raw, processors: Sequence[Processor]) -> None:
+    item, reason = encode(raw, processors)
+    if reason is not None:
+        raise RuntimeError(f"a processor failed on event {item[1]}: {reason}")
+    event = orjson.loads(item[2])
+    if raw[0] is not None:
+        event["org_id"] = raw[0]
+    with _captures_lock:
+        for events in _captures:
+            events.append(event)
+
+
+def set_default(recorder: Recorder | None) -> Recorder | None:
+    """Make ``recorder`` the one module-level ``record()``, ``operation()`` and ``@audited``
+    use; returns the previous one."""
+    global _default
+    previous, _default = _default, recorder
+    return previous
+
+
+def resolve(recorder: Recorder | None) -> Recorder:
+    """``recorder``, else the default; while ``capture_events`` runs, a capturing one."""
+    if recorder is not None:
+        return recorder
+    if _default is not None:
+        return _default
+    if _captures:
+        return _capturing()
+    raise RuntimeError(
+        "no recorder: create trailkeeper.capture.Recorder(...) and pass it to set_default()"
+    )
+
+
+_capture_only: Recorder | None = None
+
+
+def _capturing() -> Recorder:
+    global _capture_only
+    if _capture_only is None:
+        _capture_only = Recorder(transport=_Nowhere(), spool=None, close_at_exit=False)
+    return _capture_only
+
+
+class _Nowhere(Transport):
+    def send(self, org_id: str | None, events: Sequence[bytes]) -> list[tuple[int, str]]:
+        return [(i, "no recorder is configured") for i in range(len(events))]
+
+    def close(self) -> None:
+        pass
+
+
+def record(operation: str, **fields: Any) -> str:
+    """``Recorder.record`` on the default recorder."""
+    return resolve(None).record(operation, **fields)
+
+
+def operation(name: str, **fields: Any) -> Operation:
+    """``Recorder.operation`` on the default recorder (looked up when the block starts)."""
+    return Operation(None, name, **fields)
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for recorder in list(_live):
+        try:
+            recorder.close(recorder.exit_timeout)
+        except Exception:
+            _log.exception("trailkeeper: closing a recorder at exit failed")
