@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ $(CHROMIUM):
 ## test: the whole suite (unit, contract, property, concurrency, durability, browser)
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest
+
+## screenshots: refresh docs/console-*.png from the console's browser test
+screenshots: $(STAMP) $(CHROMIUM)
+	TRAILKEEPER_SCREENSHOTS=docs $(BIN)/pytest tests/test_console.py -k screenshots
 
 ## lint: ruff (check and format check) and mypy --strict
 lint: $(STAMP)
