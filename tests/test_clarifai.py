@@ -376,6 +376,8 @@ def _post(server: Server, body: bytes | str, key: str | None, user: str = "me") 
         ('{"sort": "up"}', status_code_pb2.CONN_BAD_REQUEST_FORMAT, "sort"),
         ("{not json", status_code_pb2.CONN_BAD_REQUEST_FORMAT, "JSON"),
         ("[1, 2]", status_code_pb2.CONN_BAD_REQUEST_FORMAT, ""),
+        ("[]", status_code_pb2.CONN_BAD_REQUEST_FORMAT, "object"),
+        (" 3", status_code_pb2.CONN_BAD_REQUEST_FORMAT, "object"),
     ],
 )  # fmt: skip
 def test_bad_rest_requests_get_clarifai_failure_statuses(
@@ -388,6 +390,17 @@ def test_bad_rest_requests_get_clarifai_failure_statuses(
     assert word in status["details"]
     assert status["description"]
     assert status["req_id"]
+
+
+def test_timestamp_to_at_the_end_of_year_9999_searches_with_no_upper_bound(
+    server: Server,
+) -> None:
+    body = '{"query": {"timestamp_to": "9999-12-31T23:59:59.999999999Z"}}'
+    response = _post(server, body, f"Key {server.reader}")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"]["code"] == status_code_pb2.SUCCESS
+    everything = _post(server, "{}", f"Key {server.reader}").json()["entries"]
+    assert response.json()["entries"] == everything
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,15 @@ def test_timestamps_keep_both_ends_inclusive_at_microsecond_precision() -> None:
     assert filters.until == base + timedelta(seconds=100, microseconds=1)  # exclusive
 
 
+def test_timestamp_to_at_the_last_representable_instant_means_no_upper_bound() -> None:
+    # 9999-12-31T23:59:59.999999999Z: one microsecond later is past datetime's range.
+    query = resources_pb2.AuditLogQuery(
+        timestamp_to=Timestamp(seconds=253_402_300_799, nanos=999_999_999)
+    )
+    filters = search_from(_request(query=query), CATALOGUE).filters
+    assert filters.until is None
+
+
 def test_every_field_of_the_query_becomes_a_filter() -> None:
     query = resources_pb2.AuditLogQuery(
         user_ids=["ana"],

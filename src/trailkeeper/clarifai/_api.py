@@ -164,6 +164,13 @@ def parse_json(body: bytes) -> Any:
             field or ``EventType`` name, a timestamp that isn't RFC 3339, …).
     """
     request = service_pb2.PostAuditLogSearchesRequest()
+    if body.strip()[:1] not in (b"{", b""):
+        # json_format.Parse takes ``[]`` (it iterates an empty list as if it were fields).
+        raise Failure(
+            status_code_pb2.CONN_BAD_REQUEST_FORMAT,
+            "Bad request format",
+            "the body must be a JSON object (a PostAuditLogSearchesRequest)",
+        )
     try:
         json_format.Parse(body or b"{}", request)
     except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:

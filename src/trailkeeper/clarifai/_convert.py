@@ -97,8 +97,12 @@ def search_from(request: Any, catalogue: Catalogue) -> Search:
         else None
     )
     if until is not None:
-        # timestamp_to is inclusive, Trailkeeper's until exclusive (to the microsecond).
-        until = from_micros(to_micros(until) + 1)
+        # timestamp_to is inclusive, Trailkeeper's until exclusive (to the microsecond). The
+        # last instant datetime can hold has no instant after it: that is no upper bound.
+        try:
+            until = from_micros(to_micros(until) + 1)
+        except OverflowError:
+            until = None
     success = query.success.value if query.HasField("success") else None
     per_page = request.pagination.per_page or DEFAULT_PER_PAGE
     if per_page > MAX_PER_PAGE:
