@@ -412,7 +412,7 @@ def test_embedded_recorder_writes_to_a_local_store_without_a_server(tmp_path: Pa
 def test_the_senders_time_format_matches_the_event_models() -> None:
     import random
 
-    from trailkeeper.capture._worker import format_ns
+    from trailkeeper.capture._encode import format_ns
     from trailkeeper.events import format_time, from_micros
 
     rng = random.Random(5)

@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,12 +16,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 
 from ._context import Actor, _request
+from ._encode import Raw, encode
 from ._ids import new_id
 from ._operation import Operation
 from ._processors import Processor, redact_secrets
 from ._spool import Backlog, Spool
 from ._transport import HttpTransport, LocalTransport, Transport
-from ._worker import Counters, Raw, Sender, encode
+from ._worker import Counters, Sender
 
 if TYPE_CHECKING:
     from ..service import AuditService
@@ -29,6 +31,8 @@ _log = logging.getLogger("trailkeeper.capture")
 _ANONYMOUS = {"id": "anonymous", "type": "anonymous"}
 # Strong references: a recorder the application dropped still has events to deliver.
 _live: set[Recorder] = set()
+#: Every recorder, for a forked child to give each its own sender (see ``_after_fork``).
+_every: weakref.WeakSet[Recorder] = weakref.WeakSet()
 _default: Recorder | None = None
 #: Active ``trailkeeper.testing.capture_events`` lists, innermost last.
 _captures: list[list[dict[str, Any]]] = []
@@ -104,6 +108,9 @@ class Recorder:
         self.max_queue = max_queue
         self.exit_timeout = exit_timeout
         self.closed = False
+        # record() appends and close() closes under this lock: no event slips in after the
+        # queue was drained for the last time.
+        self._gate = threading.Lock()
         self._processors = tuple(processors if processors is not None else [redact_secrets()])
         self._sender = Sender(
             transport,
@@ -117,6 +124,7 @@ class Recorder:
         self._batch = self._sender.batch_size
         if close_at_exit:
             _live.add(self)
+        _every.add(self)
 
     @classmethod
     def embedded(cls, store: AuditService | str, org_id: str, **options: Any) -> Recorder:
@@ -152,6 +160,9 @@ class Recorder:
         """Record one event and return its id at once (the id is made here, so retries and
         spool replays deduplicate on the server).
 
+        ``targets``, ``details``, ``changes`` and ``metadata`` are copied (one level deep)
+        before this returns; values nested in them must not be changed afterwards.
+
         Fields not given come from the request context (actor, source IP, request id, user
         agent, app, org), then from the recorder's defaults; with no actor anywhere the event
         is recorded as the ``anonymous`` actor. ``success`` defaults to
@@ -174,17 +185,19 @@ class Recorder:
             org_id = org_id or context.org_id
         # The log requires an actor; one nobody named is recorded as such, not refused.
         event["actor"] = actor if actor is not None else dict(_ANONYMOUS)
+        # Copies: the event is encoded later, on the sender's thread, and must say what the
+        # caller passed now, whatever the caller does with its lists and dicts afterwards.
         if targets:
-            event["targets"] = targets
+            event["targets"] = list(targets)
         if error is not None:
             event["error"] = _error(error)
         event["success"] = (error is None) if success is None else success
         if details:
-            event["details"] = details
+            event["details"] = list(details)
         if changes:
-            event["changes"] = changes
+            event["changes"] = dict(changes)
         if metadata:
-            event["metadata"] = metadata
+            event["metadata"] = dict(metadata)
         app_id = app_id or self.app_id
         if app_id:
             event["app_id"] = app_id
@@ -200,13 +213,16 @@ class Recorder:
         if _captures:
             _capture(raw, self._processors)
             return event["id"]  # type: ignore[no-any-return]
-        queue = self._queue
-        if len(queue) >= self.max_queue:
-            self._sender.overflow(raw)
-        else:
-            queue.append(raw)
-            if len(queue) == self._batch:
-                self._sender.wake.set()
+        with self._gate:
+            if self.closed:
+                raise RuntimeError("this recorder is closed; the event was not recorded")
+            queue = self._queue
+            if len(queue) >= self.max_queue:
+                self._sender.overflow(raw)
+            else:
+                queue.append(raw)
+                if len(queue) == self._batch:
+                    self._sender.wake.set()
         return event["id"]  # type: ignore[no-any-return]
 
     def operation(self, name: str, **fields: Any) -> Operation:
@@ -223,14 +239,17 @@ class Recorder:
         return self._sender.flush(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Flush for up to ``timeout`` seconds, then stop; events not delivered stay in the
-        spool for the next process (logged as an error if there is no spool)."""
-        if self.closed:
-            return
-        self.closed = True
+        """Flush, then stop, within ``timeout`` seconds in all; events not delivered (also a
+        batch still being sent) stay in the spool for the next process (logged as an error
+        if there is no spool)."""
+        with self._gate:
+            if self.closed:
+                return
+            self.closed = True
         _live.discard(self)
+        deadline = time.monotonic() + timeout
         self._sender.flush(timeout)
-        left = self._sender.stop(timeout=max(timeout, 15.0))
+        left = self._sender.stop(deadline - time.monotonic())
         if left:
             if self._sender.backlog.durable:
                 path = getattr(self._sender.backlog, "path", "")
@@ -239,8 +258,15 @@ class Recorder:
                 _log.error("trailkeeper: %d event(s) could not be delivered and are lost", left)
                 with self._sender._lock:
                     self._sender.failed += left
-        self._sender.transport.close()
-        self._sender.backlog.close()
+        self._sender.release()
+
+    def _after_fork(self) -> None:
+        # In a forked child: the parent's lock may be held, its thread does not exist here,
+        # and its SQLite connection and socket must not be shared.
+        self._gate = threading.Lock()
+        if not self.closed:
+            self._sender = self._sender.after_fork()
+            self._queue = self._sender.queue
 
     def __enter__(self) -> Recorder:
         return self
@@ -318,6 +344,17 @@ def record(operation: str, **fields: Any) -> str:
 def operation(name: str, **fields: Any) -> Operation:
     """``Recorder.operation`` on the default recorder (looked up when the block starts)."""
     return Operation(None, name, **fields)
+
+
+def _after_fork_in_child() -> None:
+    for recorder in list(_every):
+        try:
+            recorder._after_fork()
+        except Exception:
+            _log.exception("trailkeeper: a recorder could not be set up in the forked child")
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

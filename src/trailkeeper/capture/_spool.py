@@ -72,6 +72,10 @@ class Backlog:
     def count(self) -> int:
         return len(self._items)
 
+    def after_fork(self) -> Backlog:
+        """The backlog a forked child uses: the parent keeps delivering what it holds."""
+        return Backlog()
+
     def close(self) -> None:
         pass
 
@@ -111,6 +115,9 @@ class Spool(Backlog):
             rows = self._db.execute(
                 "SELECT n, org, id, body FROM spool ORDER BY n LIMIT ?", (limit,)
             ).fetchall()
+            if len(rows) < min(limit, self._count):
+                # Fewer rows than counted: another process sharing the file delivered some.
+                self._count = self._db.execute("SELECT count(*) FROM spool").fetchone()[0]
         return [(n, (org, event_id, bytes(body))) for n, org, event_id, body in rows]
 
     def delete(self, handles: list[int]) -> None:
@@ -118,7 +125,7 @@ class Spool(Backlog):
             self._db.execute("BEGIN IMMEDIATE")
             deleted = self._db.executemany("DELETE FROM spool WHERE n = ?", [(n,) for n in handles])
             self._db.execute("COMMIT")
-            self._count -= max(0, deleted.rowcount)
+            self._count = max(0, self._count - max(0, deleted.rowcount))
 
     def reject(self, item: Item, reason: str) -> None:
         with self._lock:
@@ -139,6 +146,10 @@ class Spool(Backlog):
         with self._lock:
             self._count = self._db.execute("SELECT count(*) FROM spool").fetchone()[0]
         return int(self._count)
+
+    def after_fork(self) -> Backlog:
+        """A new connection to the same file (SQLite connections must not cross a fork)."""
+        return Spool(self.path)
 
     def close(self) -> None:
         with self._lock:

@@ -41,6 +41,9 @@ class Transport(ABC):
     def close(self) -> None:
         """Release connections."""
 
+    def after_fork(self) -> None:  # noqa: B027 (optional hook: most transports need nothing)
+        """In a forked child: drop connections shared with the parent (reconnect lazily)."""
+
 
 class HttpTransport(Transport):
     """``POST /v1/events`` over one kept-alive HTTP/1.1 connection (standard library only).
@@ -141,6 +144,9 @@ class HttpTransport(Transport):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def after_fork(self) -> None:
+        self.close()  # closes the child's copy of the socket; the parent's stays open
 
 
 class LocalTransport(Transport):

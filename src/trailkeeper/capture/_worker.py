@@ -9,18 +9,13 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
-
-from ._processors import Processor, run_processors
+from ._encode import Raw, encode
+from ._processors import Processor
 from ._spool import Backlog, Item
 from ._transport import MAX_BODY, MAX_EVENTS, Transport, TransportError
 
 _log = logging.getLogger("trailkeeper.capture")
-
-#: (org, time in ns since the epoch, event) as ``record()`` leaves it for the sender.
-Raw = tuple[str | None, int, dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,36 +38,15 @@ class Counters:
     pending: int
 
 
-_second: tuple[int, str] = (-1, "")
-
-
-def format_ns(time_ns: int) -> str:
-    """``2026-11-26T02:20:09.000123Z`` (the event model's one time format), with the part up
-    to the second cached: building a datetime per event cost more than the rest of encode."""
-    global _second
-    second, micros = divmod(time_ns // 1000, 1_000_000)
-    cached, prefix = _second
-    if cached != second:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _second = (second, prefix)  # one tuple: threads never see a half-updated cache
-    return f"{prefix}.{micros:06d}Z"
-
-
-def encode(raw: Raw, processors: Sequence[Processor]) -> tuple[Item, str | None]:
-    """The spool item of a recorded event, and the reason it must be refused (if any)."""
-    org, time_ns, event = raw
-    event["time"] = format_ns(time_ns)
-    try:
-        event = run_processors(processors, event)
-        return (org, event["id"], orjson.dumps(event)), None
-    except Exception as exc:
-        _log.exception("trailkeeper: event %s could not be processed", event.get("id"))
-        body = orjson.dumps(event, default=repr)
-        return (org, str(event.get("id")), body), f"{type(exc).__name__}: {exc}"
-
-
 class Sender:
-    """Owns the memory queue, the backlog and the thread that empties them."""
+    """Owns the memory queue, the backlog and the thread that empties them.
+
+    Every event taken off the queue is, at any moment, in exactly one of: the batch the
+    thread is encoding (``_taking``) or sending (``_inflight``), the events a caller is
+    spooling (``_overflowing``), the events the spool could not take yet (``_held``), the
+    backlog, the log, or the ``rejected`` table. ``stop()`` takes over what the thread
+    holds, so a hung send cannot lose its batch.
+    """
 
     def __init__(
         self,
@@ -95,15 +69,36 @@ class Sender:
         self.min_backoff = min_backoff
         self.wake = threading.Event()
         self._idle = threading.Condition()
-        self._busy = False
         self._urgent = 0
         self._stopping = False
         self._backoff = 0.0
         self._next_try = 0.0
-        self._lock = threading.Lock()  # the counters written from callers (overflow)
+        # Guards the counters and the hand-over of events between the thread and stop().
+        self._lock = threading.Lock()
+        self._taking: list[Raw] = []
+        self._inflight: dict[str, Item] = {}
+        self._held: list[Item] = []
+        self._overflowing = 0
+        self._abandoned = False  # stop() took over what the thread held
+        self._exited = False
+        self._close_on_exit = False
         self.taken = self.sent = self.spooled = self.retried = self.failed = self.overflowed = 0
         self._thread = threading.Thread(target=self._run, name="trailkeeper-sender", daemon=True)
         self._thread.start()
+
+    def after_fork(self) -> Sender:
+        """A new sender for a forked child: own thread, connection and locks, empty queue
+        (the parent delivers what it had queued)."""
+        self.transport.after_fork()
+        return Sender(
+            self.transport,
+            self.backlog.after_fork(),
+            self.processors,
+            batch_size=self.batch_size,
+            flush_interval=self.flush_interval,
+            max_backoff=self.max_backoff,
+            min_backoff=self.min_backoff,
+        )
 
     # -- called from other threads ------------------------------------------------------------
 
@@ -114,35 +109,33 @@ class Sender:
         share of the sender's work per event (backpressure), not a commit per event.
         """
         raws = [raw]
-        try:
-            while len(raws) <= self.batch_size:
+        with self._lock:  # popped and counted at once: flush() never sees them nowhere
+            while self.queue and len(raws) <= self.batch_size:
                 raws.append(self.queue.popleft())
-        except IndexError:
-            pass
-        self._encode_and_spool(raws, counted=1)
+            self._overflowing += len(raws)
+            self.overflowed += 1
+            self.taken += len(raws) - 1
+        try:
+            self._spool(self._encode(raws))
+        finally:
+            with self._lock:
+                self._overflowing -= len(raws)
 
-    def _encode_and_spool(self, raws: list[Raw], counted: int) -> None:
-        items: list[Item] = []
-        for raw in raws:
-            item, reason = encode(raw, self.processors)
-            if reason is None:
-                items.append(item)
-            else:
-                self._refuse(item, reason)
-        with self._lock:
-            self.overflowed += counted
-            self.taken += len(raws) - counted
-        self._spool(items)
+    def _local(self) -> int:
+        """Events in this process's hands, not in the backlog (call with ``_lock`` held)."""
+        held = len(self._taking) + len(self._inflight) + len(self._held) + self._overflowing
+        return len(self.queue) + held
 
     def counters(self) -> Counters:
         with self._lock:
+            local = self._local()
             return Counters(
                 queued=self.taken + len(self.queue) + self.overflowed,
                 sent=self.sent,
                 spooled=self.spooled,
                 retried=self.retried,
                 failed=self.failed,
-                pending=len(self.queue) + self.backlog.count() + (1 if self._busy else 0),
+                pending=local + self.backlog.count(),
             )
 
     def flush(self, timeout: float) -> bool:
@@ -151,72 +144,98 @@ class Sender:
         with self._idle:
             self._urgent += 1
             try:
-                while self.queue or self._busy or self.backlog.count():
+                while True:
+                    with self._lock:
+                        waiting = self._local()
+                    if not waiting and not self.backlog.count():
+                        return True
                     left = deadline - time.monotonic()
                     if left <= 0 or not self._thread.is_alive():
                         return False
                     self.wake.set()
                     self._idle.wait(min(left, 0.05))
-                return True
             finally:
                 self._urgent -= 1
 
     def stop(self, timeout: float) -> int:
-        """Stop the thread; spool what it could not send. Returns how many were left."""
+        """Stop the thread, waiting for it at most ``timeout`` seconds; spool what it could
+        not send, including the batch it may still be sending (the log deduplicates if that
+        send succeeds after all). Returns how many events wait in the backlog."""
         self._stopping = True
         self.wake.set()
-        self._thread.join(timeout)
-        left: list[Raw] = []
-        while self.queue:
-            left.append(self.queue.popleft())
-        self._encode_and_spool(left, counted=0)
-        return len(left) + self.backlog.count()
+        self._thread.join(max(0.0, timeout))
+        with self._lock:
+            self._abandoned = True
+            raws = self._taking + list(self.queue)
+            self.taken += len(self.queue)
+            self.queue.clear()
+            items = [*self._inflight.values(), *self._held]
+            self._taking, self._inflight, self._held = [], {}, []
+            if not self._exited:
+                self._close_on_exit = True  # the thread still uses them: it closes them
+        self._spool([*items, *self._encode(raws)])
+        refresh = getattr(self.backlog, "refresh", None)
+        return int(refresh()) if refresh is not None else self.backlog.count()
+
+    def release(self) -> None:
+        """Close the transport and the backlog now, or when the thread ends if it still runs."""
+        with self._lock:
+            if not self._exited:
+                self._close_on_exit = True
+                return
+        self._close()
+
+    def _close(self) -> None:
+        for resource in (self.transport, self.backlog):
+            try:
+                resource.close()
+            except Exception:
+                _log.exception("trailkeeper: closing %r failed", resource)
 
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stopping:
-            self.wake.wait(self._wait_time())
-            self.wake.clear()
-            try:
-                self._cycle()
-            except Exception:  # a bug here must not stop delivery for good
-                _log.exception("trailkeeper: the sender failed; retrying")
-                self._fail_later()
-            with self._idle:
-                self._idle.notify_all()
+        try:
+            while not self._stopping:
+                self.wake.wait(self._wait_time())
+                self.wake.clear()
+                try:
+                    self._cycle()
+                except Exception:  # a bug here must not stop delivery for good
+                    _log.exception("trailkeeper: the sender failed; retrying")
+                    self._fail_later()
+                with self._idle:
+                    self._idle.notify_all()
+        finally:
+            with self._lock:
+                self._exited = True
+                close = self._close_on_exit
+            if close:
+                self._close()
 
     def _wait_time(self) -> float:
         if self.queue and (self._urgent or len(self.queue) >= self.batch_size):
             return 0.0  # in an outage too: the batch goes to the spool, not the caller
-        if self.backlog.count():
+        if self.backlog.count() or self._held:
             return min(max(0.0, self._next_try - time.monotonic()), self.flush_interval)
         return self.flush_interval
 
     def _cycle(self) -> None:
-        while self.queue:
-            self._busy = True
-            try:
-                raws: list[Raw] = []
-                while self.queue and len(raws) < self.batch_size:
-                    raws.append(self.queue.popleft())
-                with self._lock:
-                    self.taken += len(raws)
-                items: list[Item] = []
-                for raw in raws:
-                    item, reason = encode(raw, self.processors)
-                    if reason is None:
-                        items.append(item)
-                    else:
-                        self._refuse(item, reason)
-                if self._backoff:
-                    # Down: straight to the spool. (Newer events may then arrive before
-                    # older ones; order does not matter, each event carries its time.)
+        if self._held and time.monotonic() >= self._next_try:
+            with self._lock:
+                held, self._held = self._held, []
+            self._spool(held)  # the spool failed before (locked, full disk): try again
+        while self.queue and not self._stopping:
+            items = self._take()
+            if items is None:
+                return
+            if self._backoff:
+                # Down: straight to the spool. (Newer events may then arrive before
+                # older ones; order does not matter, each event carries its time.)
+                if self._release([(None, item) for item in items]):
                     self._spool(items)
-                else:
-                    self._deliver([(None, item) for item in items])
-            finally:
-                self._busy = False
+            else:
+                self._deliver([(None, item) for item in items])
         while self.backlog.count() and time.monotonic() >= self._next_try and not self._stopping:
             entries = self.backlog.take(self.batch_size)
             if not entries:
@@ -227,6 +246,51 @@ class Sender:
                 break
             if len(self.queue) >= self.batch_size:
                 break  # let new events through between backlog batches
+
+    def _take(self) -> list[Item] | None:
+        """A batch off the queue, encoded and in flight (``None``: stop() took over)."""
+        with self._lock:
+            if self._abandoned:
+                return None
+            raws: list[Raw] = []
+            while self.queue and len(raws) < self.batch_size:
+                raws.append(self.queue.popleft())
+            self.taken += len(raws)
+            self._taking = raws
+        encoded = [encode(raw, self.processors) for raw in raws]
+        with self._lock:
+            if self._taken_over():
+                return None
+            self._taking = []
+            items = [item for item, reason in encoded if reason is None]
+            self._inflight.update((item[1], item) for item in items)
+        for item, reason in encoded:
+            if reason is not None:
+                self._refuse(item, reason)
+        return items
+
+    def _taken_over(self) -> bool:
+        return self._abandoned  # (a method: a field read would stay narrowed for mypy)
+
+    def _release(self, entries: list[tuple[int | None, Item]]) -> bool:
+        """Take back events from the in-flight set; ``False`` if stop() took them over."""
+        with self._lock:
+            if self._abandoned:
+                return False
+            for handle, item in entries:
+                if handle is None:
+                    self._inflight.pop(item[1], None)
+        return True
+
+    def _encode(self, raws: list[Raw]) -> list[Item]:
+        items: list[Item] = []
+        for raw in raws:
+            item, reason = encode(raw, self.processors)
+            if reason is None:
+                items.append(item)
+            else:
+                self._refuse(item, reason)
+        return items
 
     def _deliver(self, entries: list[tuple[int | None, Item]]) -> bool:
         """Send entries (``handle`` is their backlog row, ``None`` if not spooled yet)."""
@@ -241,14 +305,20 @@ class Sender:
                 if not isinstance(exc, TransportError):
                     _log.exception("trailkeeper: unexpected error while sending")
                 unsent = [entry for rest in chunks[index:] for entry in rest]
-                self._spool([item for handle, item in unsent if handle is None])
+                if self._release(unsent):
+                    self._spool([item for handle, item in unsent if handle is None])
                 self._fail_later(exc)
                 return False
+            if not self._release(chunk):
+                return False  # stop() spooled it meanwhile; sent twice is harmless
             for position, reason in refused:
                 self._refuse(chunk[position][1], reason)
             handles = [handle for handle, _ in chunk if handle is not None]
             if handles:
-                self.backlog.delete(handles)
+                try:
+                    self.backlog.delete(handles)
+                except Exception:  # the rows stay; sending them again is harmless
+                    _log.exception("trailkeeper: could not delete sent events from the spool")
             with self._lock:
                 self.sent += len(chunk) - len(refused)
             self._backoff = 0.0
@@ -259,21 +329,30 @@ class Sender:
             return
         try:
             self.backlog.put(items)
-        except Exception:
-            # The spool itself failed (disk full, permissions): say so, loudly, with the ids.
+        except Exception as exc:
+            with self._lock:
+                if not self._abandoned:
+                    # The spool failed (locked, disk full): keep them in memory, try again.
+                    self._held.extend(items)
+                    _log.warning("trailkeeper: %d event(s) could not be spooled (%s); "
+                                 "kept in memory, retrying", len(items), exc)  # fmt: skip
+                    return
+                self.failed += len(items)
+            # Stopping, and the spool refuses them: say so, loudly, with the ids.
             _log.exception(
                 "trailkeeper: %d event(s) could not be spooled and are lost: %s",
                 len(items), ", ".join(item[1] for item in items),
             )  # fmt: skip
-            with self._lock:
-                self.failed += len(items)
             return
         with self._lock:
             self.spooled += len(items)
 
     def _refuse(self, item: Item, reason: str) -> None:
         _log.error("trailkeeper: event %s was refused for good: %s", item[1], reason)
-        self.backlog.reject(item, reason)
+        try:
+            self.backlog.reject(item, reason)
+        except Exception:  # the rejected table is out of reach: the log keeps the event
+            _log.exception("trailkeeper: could not keep refused event %s: %r", item[1], item[2])
         with self._lock:
             self.failed += 1
 
