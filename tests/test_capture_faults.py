@@ -8,7 +8,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +245,39 @@ def test_a_record_racing_close_is_refused_not_lost(tmp_path: Path) -> None:
     [result] = outcome
     assert isinstance(result, RuntimeError), f"{result} was accepted after close and lost"
     assert "closed" in str(result)
+
+
+def _until(condition: Callable[[], bool], timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.mark.slow
+def test_events_the_spool_cannot_take_wait_in_memory_and_are_spooled_later(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder(
+        transport=_Refusing(), spool=tmp_path / "s.db", flush_interval=0.01, max_backoff=0.2
+    )
+    blocker = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # locked past the spool's 10 s busy timeout
+    try:
+        ids = {recorder.record("model.create", actor="ana") for _ in range(3)}
+        assert _until(lambda: "could not be spooled" in caplog.text)
+        counters = recorder.counters()
+        assert (counters.failed, counters.pending) == (0, 3)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert _until(lambda: recorder.counters().spooled == 3), recorder.counters()
+    recorder.close(timeout=0.5)
+    assert recorder.counters().failed == 0
+    spool = Spool(tmp_path / "s.db")
+    try:
+        assert {event_id for _, (_, event_id, _) in spool.take(100)} == ids
+    finally:
+        spool.close()

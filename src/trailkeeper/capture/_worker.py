@@ -222,9 +222,11 @@ class Sender:
 
     def _cycle(self) -> None:
         if self._held and time.monotonic() >= self._next_try:
+            # The spool failed for these (locked, disk full): send them, else spool again.
             with self._lock:
                 held, self._held = self._held, []
-            self._spool(held)  # the spool failed before (locked, full disk): try again
+                self._inflight.update((item[1], item) for item in held)
+            self._deliver([(None, item) for item in held])
         while self.queue and not self._stopping:
             items = self._take()
             if items is None:
