@@ -83,6 +83,7 @@ def test_recorders_sharing_a_spool_see_each_others_deliveries(
         ids = [first.record("model.create", actor="ana") for _ in range(10)]
         assert not first.flush(0.5)
         assert first.counters().pending == 10
+        assert _until(lambda: first.counters().spooled == 10)  # all in the file, none in hand
         second = Recorder(server.url, key, spool=spool)
         assert second.flush(10)  # delivers the first recorder's spooled events
         second.close()
@@ -115,6 +116,7 @@ def test_close_honours_its_timeout_and_spools_the_batch_being_sent(tmp_path: Pat
     recorder = Recorder(transport=transport, spool=tmp_path / "s.db", flush_interval=0.01)
     ids = {recorder.record("model.create", actor="ana") for _ in range(5)}
     assert transport.entered.wait(10)
+    assert recorder.counters().pending == 5  # the batch being sent counts, each event of it
     started = time.monotonic()
     recorder.close(timeout=1)
     took = time.monotonic() - started
@@ -129,18 +131,20 @@ def test_close_honours_its_timeout_and_spools_the_batch_being_sent(tmp_path: Pat
 
 def test_record_copies_what_it_was_given(server: LiveServer, org: str, tmp_path: Path) -> None:
     recorder = Recorder(server.url, server.key(org), spool=tmp_path / "s.db", flush_interval=5)
+    actor: dict[str, Any] = {"id": "ana", "type": "user"}
     targets = [{"type": "model", "id": "m1"}]
     details = ["first"]
     changes: dict[str, Any] = {"name": {"from": "a", "to": "b"}}
     metadata: dict[str, Any] = {"region": "eu"}
     recorder.record(
-        "model.update", actor="ana", targets=targets, details=details, changes=changes,
+        "model.update", actor=actor, targets=targets, details=details, changes=changes,
         metadata=metadata,
     )  # fmt: skip
     targets.append({"type": "model", "id": "m2"})
     details.append("second")
     changes["size"] = {"from": 1, "to": 2}
     metadata["region"] = "us"
+    actor["id"] = "bob"
     assert recorder.flush(10)
     recorder.close()
     [stored] = [e.event.to_dict() for e in server.events(org)]
@@ -148,6 +152,7 @@ def test_record_copies_what_it_was_given(server: LiveServer, org: str, tmp_path:
     assert stored["details"] == ["first"]
     assert list(stored["changes"]) == ["name"]
     assert stored["metadata"] == {"region": "eu"}
+    assert stored["actor"]["id"] == "ana"
 
 
 def test_a_forked_child_delivers_through_a_recorder_made_in_the_parent(

@@ -160,8 +160,8 @@ class Recorder:
         """Record one event and return its id at once (the id is made here, so retries and
         spool replays deduplicate on the server).
 
-        ``targets``, ``details``, ``changes`` and ``metadata`` are copied (one level deep)
-        before this returns; values nested in them must not be changed afterwards.
+        ``actor``, ``targets``, ``details``, ``changes`` and ``metadata`` are copied (one level
+        deep) before this returns; values nested in them must not be changed afterwards.
 
         Fields not given come from the request context (actor, source IP, request id, user
         agent, app, org), then from the recorder's defaults; with no actor anywhere the event
@@ -184,7 +184,9 @@ class Recorder:
             app_id = app_id or context.app_id
             org_id = org_id or context.org_id
         # The log requires an actor; one nobody named is recorded as such, not refused.
-        event["actor"] = actor if actor is not None else dict(_ANONYMOUS)
+        if actor is None:
+            actor = _ANONYMOUS
+        event["actor"] = dict(actor) if isinstance(actor, dict) else actor
         # Copies: the event is encoded later, on the sender's thread, and must say what the
         # caller passed now, whatever the caller does with its lists and dicts afterwards.
         if targets:

@@ -171,8 +171,6 @@ class Sender:
             self.queue.clear()
             items = [*self._inflight.values(), *self._held]
             self._taking, self._inflight, self._held = [], {}, []
-            if not self._exited:
-                self._close_on_exit = True  # the thread still uses them: it closes them
         self._spool([*items, *self._encode(raws)])
         refresh = getattr(self.backlog, "refresh", None)
         return int(refresh()) if refresh is not None else self.backlog.count()
