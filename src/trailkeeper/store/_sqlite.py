@@ -90,6 +90,9 @@ _KEY_SELECT = (
     "FROM api_keys"
 )
 _PLACES9 = ", ".join("?" * 9)
+#: How long a filter's capped count may be reused to choose a plan, and how many are kept.
+PROBE_SECONDS = 10.0
+_PROBE_CACHE_SIZE = 4096
 
 
 def _row_to_key(row: tuple[Any, ...]) -> ApiKey:
@@ -114,7 +117,7 @@ def _id_bytes(event_id: str) -> bytes:
 def _row_to_stored(row: tuple[int, int, bytes, bytes]) -> StoredEvent:
     seq, received_us, leaf, body = row
     return StoredEvent(
-        seq=seq, received_at=from_micros(received_us), leaf_hash=leaf, canonical=body
+        seq=seq, received_us=received_us, leaf_hash=leaf, canonical=body
     )
 
 
@@ -152,6 +155,7 @@ class SQLiteStore(LogStore):
         #: Under this many matches a filter's index leads a search (see _choose_access);
         #: tests lower or raise it to run every access path on small data.
         self.selective = SELECTIVE
+        self._probe_counts: dict[tuple[Any, ...], tuple[float, int]] = {}
         self._writer = threading.Thread(target=self._write_loop, name="trailkeeper-sqlite-writer")
         self._writer.daemon = True
         self._writer.start()
@@ -425,8 +429,18 @@ class SQLiteStore(LogStore):
         if ordered is not None and len(probes) == 1:
             return f"INDEXED BY {ordered}"  # the only filter, and its index is in time order
         best: tuple[int, str | None] | None = None
-        for index, sql, params in probes:
-            count = int(con.execute(sql, params).fetchone()[0])
+        now = time.monotonic()
+        for index, sql, params, key in probes:
+            # Counts only choose a plan (every plan gives the same answer), so one a few
+            # seconds old serves: a dashboard repeating its searches pays for them once.
+            cached = self._probe_counts.get(key)
+            if cached is not None and now - cached[0] < PROBE_SECONDS:
+                count = cached[1]
+            else:
+                count = int(con.execute(sql, params).fetchone()[0])
+                if len(self._probe_counts) >= _PROBE_CACHE_SIZE:
+                    self._probe_counts.clear()
+                self._probe_counts[key] = (now, count)
             if count < self.selective and (best is None or count < best[0]):
                 best = (count, index)
         if best is None:

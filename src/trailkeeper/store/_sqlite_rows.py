@@ -171,7 +171,10 @@ def where_clause(
 SELECTIVE = 2000
 
 
-Probe = tuple[str | None, str, list[Any]]
+#: (index or None, capped COUNT query, its parameters, a key for caching its count). The
+#: key rounds the time bounds down to the minute: a relative range (``since:7d``) moves
+#: every call, and a count a minute off still picks the same plan.
+Probe = tuple[str | None, str, list[Any], tuple[Any, ...]]
 
 
 def in_time_order(query: SearchQuery) -> str | None:
@@ -200,11 +203,14 @@ def index_probes(org_key: int, query: SearchQuery, cap: int = SELECTIVE) -> list
     probes: list[Probe] = []
     time_sql, time_params = _time_range(query, "")
 
+    minutes = tuple(t // 60_000_000 for t in time_params)
+
     def probe(index: str, condition: str, params: list[Any], timed: bool = True) -> None:
         where = " AND ".join(["org_key = ?", condition, *(time_sql if timed else [])])
         inner = f"SELECT 1 FROM events INDEXED BY {index} WHERE {where} LIMIT {cap}"
         sql = f"SELECT COUNT(*) FROM ({inner})"
-        probes.append((index, sql, [org_key, *params, *(time_params if timed else [])]))
+        key = (sql, org_key, *params, *(minutes if timed else ()))
+        probes.append((index, sql, [org_key, *params, *(time_params if timed else [])], key))
 
     def marks(n: int) -> str:
         return ", ".join("?" * n)
@@ -235,14 +241,13 @@ def index_probes(org_key: int, query: SearchQuery, cap: int = SELECTIVE) -> list
         if criteria.targets:
             sql, params = _criteria_sql(Criteria(targets=criteria.targets), org_key)
             subquery = sql[0].removeprefix("e.rowid IN (").removesuffix(")")
-            probes.append((None, f"SELECT COUNT(*) FROM ({subquery} LIMIT {cap})", params))
+            count_sql = f"SELECT COUNT(*) FROM ({subquery} LIMIT {cap})"
+            probes.append((None, count_sql, params, (count_sql, *params)))
     if query.text:
-        probes.append(
-            (
-                None,
-                "SELECT COUNT(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ? "
-                f"LIMIT {cap})",
-                [fts_match(query.text)],
-            )
+        count_sql = (
+            "SELECT COUNT(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ? "
+            f"LIMIT {cap})"
         )
+        match = fts_match(query.text)
+        probes.append((None, count_sql, [match], (count_sql, match)))
     return probes
