@@ -1,0 +1,172 @@
+"""How an event becomes a PostgreSQL row, and how a query becomes SQL.
+
+Free text is tokenised here, not by PostgreSQL's text-search parser: that parser keeps host
+names, e-mail addresses and version numbers whole, where the SQLite backend (FTS5's
+``unicode61``) splits them into words. Doing it in Python gives both backends the same words:
+runs of letters and digits, case-folded, accents removed. The words go into a ``tsvector``
+with their positions, so a quoted phrase matches adjacent words in order.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from typing import Any
+
+from ..events import to_micros
+from ..events._ip import ip_key
+from ._port import PreparedEvent
+from ._query import Criteria, SearchQuery, network_ranges
+from ._sqlite_rows import fts_text
+
+EVENT_COLUMNS = (
+    "org_key, seq, time_us, received_us, app_id, actor_id, operation, success, ip, "
+    "request_id, targets, words, leaf_hash, body"
+)
+LEAF_COLUMNS = "org_key, seq, id, time_us, leaf_hash"
+
+_WORD = re.compile(r"[^\W_]+")
+# tsvector positions stop at 16383 and lexemes at 2046 bytes; words are cut to a length
+# whose UTF-8 always fits, the same way in events and in queries.
+_MAX_WORD = 500
+_MAX_POSITION = 16383
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text`` as full-text search sees them."""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    return [w[:_MAX_WORD] for w in _WORD.findall(plain)]
+
+
+def tsvector_literal(text: str) -> str:
+    """``text`` as a tsvector literal: each word with the positions it holds (from 1)."""
+    positions: defaultdict[str, list[int]] = defaultdict(list)
+    for position, word in enumerate(words(text), 1):
+        positions[word].append(min(position, _MAX_POSITION))
+    # Words are letters and digits only: no quote or backslash needs escaping.
+    return " ".join(f"'{w}':{','.join(map(str, dict.fromkeys(p)))}" for w, p in positions.items())
+
+
+def tsquery_literal(terms: tuple[str, ...]) -> str | None:
+    """A tsquery that needs every term, each a word or a phrase; ``None`` if one has no word
+    (such a term matches nothing, as in the SQLite backend)."""
+    parts = []
+    for term in terms:
+        found = words(term)
+        if not found:
+            return None
+        parts.append("(" + " <-> ".join(f"'{w}'" for w in found) + ")")
+    return " & ".join(parts)
+
+
+def target_keys(targets: Any) -> list[str]:
+    """What the targets index holds for an event: each target's id, and its type and id
+    (a space parts them: neither may hold one)."""
+    keys: list[str] = []
+    for target in targets:
+        keys += [f"i:{target.id}", f"t:{target.type} {target.id}"]
+    return keys
+
+
+def event_rows(
+    prepared: PreparedEvent, org_key: int, seq: int, received_us: int
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The events row and the leaves row of one event (columns as listed above)."""
+    event = prepared.event
+    time_us = to_micros(event.time)
+    row = (
+        org_key,
+        seq,
+        time_us,
+        received_us,
+        event.app_id,
+        event.actor.id,
+        event.operation,
+        event.success,
+        ip_key(event.source_ip) if event.source_ip else None,
+        event.request_id,
+        target_keys(event.targets),
+        tsvector_literal(fts_text(event)),
+        prepared.leaf_hash,
+        prepared.canonical,
+    )
+    return row, (org_key, seq, event.id, time_us, prepared.leaf_hash)
+
+
+def _values(values: tuple[str, ...]) -> list[str]:
+    # Stored ids never hold a NUL (validation refuses it) and PostgreSQL text can't: a
+    # value with one matches nothing, so it is left out rather than sent.
+    return [v for v in values if "\x00" not in v]
+
+
+def _criteria_sql(criteria: Criteria) -> tuple[list[str], list[Any]]:
+    sql: list[str] = []
+    params: list[Any] = []
+    for column, values in (
+        ("e.operation", criteria.operations),
+        ("e.actor_id", criteria.actors),
+        ("e.app_id", criteria.apps),
+        ("e.request_id", criteria.request_ids),
+    ):
+        if values:
+            kept = _values(values)
+            if len(kept) == 1:  # '=' lets the planner use the column's statistics best
+                sql.append(f"{column} = %s")
+                params.append(kept[0])
+            else:
+                sql.append(f"{column} = ANY(%s::text[])")
+                params.append(kept)
+    if criteria.source_ips:
+        ranges = []
+        for network in criteria.source_ips:
+            for lo, hi in network_ranges(network):
+                ranges.append("e.ip BETWEEN %s AND %s")
+                params.extend((lo, hi))
+        sql.append("(" + (" OR ".join(ranges) or "false") + ")")
+    if criteria.targets:
+        keys = [
+            f"i:{ref.id}" if ref.type is None else f"t:{ref.type} {ref.id}"
+            for ref in criteria.targets
+        ]
+        sql.append("e.targets && %s::text[]")
+        params.append(_values(tuple(keys)))
+    return sql, params
+
+
+def where_clause(
+    org_key: int, query: SearchQuery, *, with_position: bool
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (without the keyword) and its parameters for ``query``."""
+    sql = ["e.org_key = %s"]
+    params: list[Any] = [org_key]
+    for criteria in (query.include, *query.also):
+        inc_sql, inc_params = _criteria_sql(criteria)
+        sql += inc_sql
+        params += inc_params
+    if query.exclude:
+        exc_sql, exc_params = _criteria_sql(query.exclude)
+        # IS NOT TRUE: a NULL column (no app, no IP) matches no excluded value, so it stays.
+        sql += [f"({clause}) IS NOT TRUE" for clause in exc_sql]
+        params += exc_params
+    if query.success is not None:
+        sql.append("e.success" if query.success else "NOT e.success")
+    if query.since is not None:
+        sql.append("e.time_us >= %s")
+        params.append(to_micros(query.since))
+    if query.until is not None:
+        sql.append("e.time_us < %s")
+        params.append(to_micros(query.until))
+    if query.text:
+        tsquery = tsquery_literal(query.text)
+        if tsquery is None:
+            sql.append("false")
+        else:
+            sql.append("e.words @@ %s::tsquery")
+            params.append(tsquery)
+    if with_position and query.after is not None:
+        op = "<" if query.order == "desc" else ">"
+        sql.append(f"(e.time_us, e.seq) {op} (%s, %s)")
+        params.extend((query.after.time_us, query.after.seq))
+    return " AND ".join(sql), params
