@@ -165,6 +165,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     host = args.host or settings.host
     port = args.port or settings.port
+    read_db = args.read_db or settings.read_database_url
+    if args.workers != 1 or read_db:
+        from .server._factory import serve_processes
+
+        print(f"Trailkeeper on http://{host}:{port} ({args.workers} workers)", flush=True)
+        serve_processes(
+            args.db or settings.database_url, read_db, host, port,
+            workers=args.workers, log_level=args.log_level,
+        )  # fmt: skip
+        return 0
     with _service(args) as service:
         print(f"Trailkeeper on http://{host}:{port} (API docs at /docs)", flush=True)
         _run_server(service, host, port, args.log_level)
@@ -332,6 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="default: $TRAILKEEPER_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, help="default: $TRAILKEEPER_PORT or 8000")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--workers", type=int, default=1, help="server processes on the port (default 1)"
+    )
+    serve.add_argument(
+        "--read-db",
+        metavar="URL",
+        help="PostgreSQL replica for searches, exports (default: $TRAILKEEPER_READ_DATABASE_URL)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys")

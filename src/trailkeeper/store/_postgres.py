@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -30,9 +31,9 @@ from ._port import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from ._query import SearchQuery
 from ._postgres_rows import EVENT_COLUMNS, LEAF_COLUMNS, event_rows, where_clause
 from ._postgres_schema import MONTHS_AHEAD, create_partitions, existing_months, migrate, month_of
+from ._query import SearchQuery
 
 _SELECT = "SELECT e.seq, e.received_us, e.leaf_hash, e.body FROM events e"
 _KEY_SELECT = (
@@ -120,7 +121,7 @@ class PostgresStore(LogStore):
 
     # -- connections --------------------------------------------------------------------------
 
-    def _connection(self, pool: ConnectionPool[Con]) -> Any:
+    def _connection(self, pool: ConnectionPool[Con]) -> AbstractContextManager[Con]:
         if self._closed:
             raise StoreClosedError("the store is closed")
         return pool.connection()
@@ -284,9 +285,7 @@ class PostgresStore(LogStore):
             return []
         where, params = where_clause(org_key, query, with_position=True)
         direction = "DESC" if query.order == "desc" else "ASC"
-        sql = (
-            f"{_SELECT} WHERE {where} ORDER BY e.time_us {direction}, e.seq {direction} LIMIT %s"
-        )
+        sql = f"{_SELECT} WHERE {where} ORDER BY e.time_us {direction}, e.seq {direction} LIMIT %s"
         return [_row_to_stored(r) for r in self._read(sql, [*params, query.limit])]
 
     def scan(

@@ -135,9 +135,7 @@ def _criteria_sql(criteria: Criteria) -> tuple[list[str], list[Any]]:
     return sql, params
 
 
-def where_clause(
-    org_key: int, query: SearchQuery, *, with_position: bool
-) -> tuple[str, list[Any]]:
+def where_clause(org_key: int, query: SearchQuery, *, with_position: bool) -> tuple[str, list[Any]]:
     """The WHERE clause (without the keyword) and its parameters for ``query``."""
     sql = ["e.org_key = %s"]
     params: list[Any] = [org_key]

@@ -139,8 +139,6 @@ def month_bounds(month: int) -> tuple[int, int]:
     return start(month), upper
 
 
-
-
 def partition_name(month: int) -> str:
     """``events_p202611`` for November 2026."""
     return f"events_p{month // 12:04d}{month % 12 + 1:02d}"
