@@ -19,11 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
+
 from conftest import store_url
-
-from trailkeeper.store import SearchQuery, open_store
-
 from test_e2e import free_port, make_key
+from trailkeeper.store import SearchQuery, open_store
 
 CLUSTER = ("15", "main")  # Debian's cluster on this machine; see pg_ctlcluster(1)
 
@@ -184,6 +183,5 @@ def test_postgresql_restarting_mid_ingest_loses_nothing_acknowledged(tmp_path: P
     for problem in refused:
         assert problem["status"] == 503, problem
         assert problem["code"] == "store_unavailable", problem
-    print(f"refused {len(refused)}, acknowledged {len(acknowledged)}")
     assert len(acknowledged) > 0
     assert_log_holds_exactly(db, "acme", acknowledged)

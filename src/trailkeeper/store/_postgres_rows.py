@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import defaultdict
 from typing import Any
 
 from ..events import to_micros
@@ -27,6 +26,7 @@ EVENT_COLUMNS = (
 LEAF_COLUMNS = "org_key, seq, id, time_us, leaf_hash"
 
 _WORD = re.compile(r"[^\W_]+")
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
 # tsvector positions stop at 16383 and lexemes at 2046 bytes; words are cut to a length
 # whose UTF-8 always fits, the same way in events and in queries.
 _MAX_WORD = 500
@@ -35,6 +35,8 @@ _MAX_POSITION = 16383
 
 def words(text: str) -> list[str]:
     """The words of ``text`` as full-text search sees them."""
+    if text.isascii():  # the common case: nothing to fold or strip, and a cheaper pattern
+        return [w[:_MAX_WORD] for w in _ASCII_WORD.findall(text.lower())]
     folded = unicodedata.normalize("NFKD", text.casefold())
     plain = "".join(c for c in folded if not unicodedata.combining(c))
     return [w[:_MAX_WORD] for w in _WORD.findall(plain)]
@@ -42,11 +44,14 @@ def words(text: str) -> list[str]:
 
 def tsvector_literal(text: str) -> str:
     """``text`` as a tsvector literal: each word with the positions it holds (from 1)."""
-    positions: defaultdict[str, list[int]] = defaultdict(list)
+    positions: dict[str, str] = {}
     for position, word in enumerate(words(text), 1):
-        positions[word].append(min(position, _MAX_POSITION))
+        # PostgreSQL drops the repeats that clamping the position makes.
+        at = str(position if position < _MAX_POSITION else _MAX_POSITION)
+        held = positions.get(word)
+        positions[word] = at if held is None else f"{held},{at}"
     # Words are letters and digits only: no quote or backslash needs escaping.
-    return " ".join(f"'{w}':{','.join(map(str, dict.fromkeys(p)))}" for w, p in positions.items())
+    return " ".join([f"'{w}':{p}" for w, p in positions.items()])
 
 
 def tsquery_literal(terms: tuple[str, ...]) -> str | None:
