@@ -346,3 +346,14 @@ def test_every_access_path_gives_the_same_answers(
         answers.append([_ids(store.search("acme", q)) for q in queries])
     assert answers[0] == answers[1] == answers[2]
     assert all(answers[0])  # every query finds something
+
+
+def test_free_text_ignores_case_and_accents_and_splits_on_punctuation(
+    store: LogStore, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    cafe = prepare(make_event(details=["Ärger im Café, build-42.7 (user@example.com)"]))
+    other = prepare(make_event(details=["nothing to see"]))
+    store.append("acme", [cafe, other])
+    for term in ("cafe", "CAFÉ", "arger", "build 42", "42", "example com", "user@example.com"):
+        assert search(store, text=(term,)) == [cafe.event.id], term
+    assert search(store, text=("build 7",)) == []

@@ -69,17 +69,12 @@ def _row_to_key(row: tuple[Any, ...]) -> ApiKey:
     )
 
 
-def _pool(url: str, name: str, size: int, *, prepare: bool) -> ConnectionPool[Con]:
-    kwargs: dict[str, Any] = {"autocommit": True}
-    if not prepare:
-        # Searches vary in which filters are selective; a generic plan prepared for the
-        # first value would serve every later one. Each search is planned for its values.
-        kwargs["prepare_threshold"] = None
+def _pool(url: str, name: str, size: int) -> ConnectionPool[Con]:
     return ConnectionPool(
         url,
         min_size=1,
         max_size=size,
-        kwargs=kwargs,
+        kwargs={"autocommit": True},
         # A connection is checked as it is handed out, so after a database restart the
         # dead ones are replaced instead of failing one request each.
         check=ConnectionPool.check_connection,
@@ -109,11 +104,9 @@ class PostgresStore(LogStore):
             raise StoreUnavailableError(f"can't reach PostgreSQL: {exc}".strip()) from exc
         self._closed = False
         self._lock = threading.Lock()
-        self._writes = _pool(url, "trailkeeper-primary", pool_size, prepare=True)
+        self._writes = _pool(url, "trailkeeper-primary", pool_size)
         self._reads = (
-            _pool(read_url, "trailkeeper-replica", pool_size, prepare=False)
-            if read_url
-            else self._writes
+            _pool(read_url, "trailkeeper-replica", pool_size) if read_url else self._writes
         )
         self._org_keys: dict[str, int] = {}
         self._ahead_from = -1
@@ -132,7 +125,9 @@ class PostgresStore(LogStore):
         for attempt in (1, 2):
             try:
                 with self._connection(pool) as con:
-                    return con.execute(sql.encode(), params).fetchall()
+                    # Never prepared: a generic plan made for the first values would serve
+                    # every later search, selective filter or not; each is planned for its own.
+                    return con.execute(sql.encode(), params, prepare=False).fetchall()
             except PoolTimeout as exc:
                 raise StoreUnavailableError("PostgreSQL is not answering") from exc
             except psycopg.OperationalError as exc:
@@ -164,10 +159,21 @@ class PostgresStore(LogStore):
             raise StoreClosedError("the store is closed")
         if not batch:
             return []
+        months = {month_of(to_micros(p.event.time)) for p in batch}
         try:
-            self._ensure_months({month_of(to_micros(p.event.time)) for p in batch})
-            with self._connection(self._writes) as con:
-                return self._append(con, org_id, batch)
+            for attempt in (1, 2):
+                self._ensure_months(months)
+                try:
+                    with self._connection(self._writes) as con:
+                        return self._append(con, org_id, batch)
+                except errors.CheckViolation:
+                    # No partition for a row: a month this process knew of was dropped
+                    # (retention) since. Forget what it knew, make it again, once.
+                    if attempt == 2:
+                        raise
+                    with self._lock:
+                        self._months = set()
+            raise AssertionError("unreachable")
         except PoolTimeout as exc:
             raise StoreUnavailableError("PostgreSQL is not answering; nothing was stored") from exc
         except psycopg.OperationalError as exc:
@@ -253,7 +259,8 @@ class PostgresStore(LogStore):
     def _org_key(self, org_id: str) -> int | None:
         key = self._org_keys.get(org_id)
         if key is None:
-            rows = self._read("SELECT org_key FROM orgs WHERE org_id = %s", (org_id,))
+            # From the primary: a replica may not have a new org yet (the key is then cached).
+            rows = self._read("SELECT org_key FROM orgs WHERE org_id = %s", (org_id,), primary=True)
             if not rows:
                 return None
             key = self._org_keys[org_id] = int(rows[0][0])

@@ -1,0 +1,120 @@
+"""What only the PostgreSQL backend has: partitions, retention by dropping them, a replica."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import store_url
+
+from trailkeeper.events import EventRules, leaf_hash, parse_event
+from trailkeeper.store import (
+    Criteria,
+    PreparedEvent,
+    SearchQuery,
+    StoreUnavailableError,
+    open_store,
+)
+from trailkeeper.store._postgres import PostgresStore
+from trailkeeper.store._postgres_schema import MONTHS_AHEAD, month_of, partition_name
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def prepare(raw: dict[str, Any], org: str = "acme") -> PreparedEvent:
+    event = parse_event(raw, org_id=org, received_at=NOW, rules=EventRules()).event
+    canonical = event.canonical_bytes()
+    return PreparedEvent(event, canonical, leaf_hash(canonical))
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return store_url("postgresql", tmp_path)
+
+
+@pytest.fixture
+def pg(url: str) -> Iterator[PostgresStore]:
+    store = open_store(url)
+    assert isinstance(store, PostgresStore)
+    yield store
+    store.close()
+
+
+def partitions(url: str) -> set[str]:
+    with psycopg.connect(url) as con:
+        rows = con.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'events'::regclass"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def test_partitions_are_ready_for_this_month_and_the_next_ones(pg: PostgresStore, url: str) -> None:
+    now = month_of(time.time_ns() // 1000)
+    expected = {partition_name(m) for m in range(now - 1, now + MONTHS_AHEAD + 1)}
+    assert expected <= partitions(url)
+
+
+def test_an_event_in_a_month_without_a_partition_gets_one(
+    pg: PostgresStore, url: str, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    old = prepare(make_event(time="2019-03-05T10:00:00Z"))
+    pg.append("acme", [old, prepare(make_event())])
+    assert "events_p201903" in partitions(url)
+    until = datetime(2019, 4, 1, tzinfo=UTC)
+    assert [s.event.id for s in pg.search("acme", SearchQuery(until=until))] == [old.event.id]
+
+
+def test_dropping_a_month_keeps_the_log_its_seqs_and_its_ids(
+    pg: PostgresStore, url: str, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    old = [prepare(make_event(time=f"2025-01-0{d}T10:00:00Z")) for d in (1, 2)]
+    recent = prepare(make_event())
+    pg.append("acme", [*old, recent])
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("DROP TABLE events_p202501")
+    # The payloads are gone; the log's length, seqs and ids (the leaves) are not.
+    assert pg.size("acme") == 3
+    assert [s.event.id for s in pg.search("acme", SearchQuery())] == [recent.event.id]
+    assert pg.get("acme", old[0].event.id) is None
+    [again] = pg.append("acme", [old[0]])
+    assert (again.seq, again.duplicate) == (0, True)
+    # A late event for the dropped month makes its partition again, in this very process.
+    late = prepare(make_event(time="2025-01-15T10:00:00Z"))
+    [stored] = pg.append("acme", [late])
+    assert stored.seq == 3
+    assert pg.get("acme", late.event.id) is not None
+
+
+def test_searches_read_the_replica_while_gets_and_sizes_read_the_primary(
+    url: str, tmp_path: Path, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    # Stand-in for a replica that has not caught up: another, empty Trailkeeper database.
+    replica = store_url("postgresql", tmp_path / "replica")
+    open_store(replica).close()
+    with open_store(url, read_url=replica) as store:
+        event = prepare(make_event(actor={"id": "alice"}))
+        store.append("acme", [event])
+        assert store.get("acme", event.event.id) is not None
+        assert store.size("acme") == 1
+        assert store.search("acme", SearchQuery()) == []
+        assert list(store.scan("acme", SearchQuery(include=Criteria(actors=("alice",))))) == []
+    with open_store(url, read_url=url) as store:
+        assert len(store.search("acme", SearchQuery())) == 1
+
+
+def test_an_unreachable_server_is_a_clear_store_unavailable_error() -> None:
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match="can't reach PostgreSQL"):
+        open_store("postgresql://postgres@127.0.0.1:1/trailkeeper?connect_timeout=3")
+    assert time.monotonic() - started < 10
+
+
+def test_a_read_database_with_sqlite_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="read database is for PostgreSQL"):
+        open_store(f"sqlite:///{tmp_path / 'x.db'}", read_url="postgresql://h/db")
