@@ -118,3 +118,23 @@ def test_an_unreachable_server_is_a_clear_store_unavailable_error() -> None:
 def test_a_read_database_with_sqlite_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="read database is for PostgreSQL"):
         open_store(f"sqlite:///{tmp_path / 'x.db'}", read_url="postgresql://h/db")
+
+
+def test_a_partition_is_analysed_as_it_fills_without_waiting_for_autovacuum(
+    pg: PostgresStore, url: str, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    def analysed() -> Any:
+        with psycopg.connect(url) as con:
+            row = con.execute(
+                "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'events_p202403'"
+            ).fetchone()
+        return row[0] if row else None
+
+    pg.append("acme", [prepare(make_event(time="2024-03-01T10:00:00Z")) for _ in range(999)])
+    time.sleep(0.5)
+    assert analysed() is None
+    pg.append("acme", [prepare(make_event(time="2024-03-02T10:00:00Z"))])
+    deadline = time.monotonic() + 20
+    while analysed() is None:
+        assert time.monotonic() < deadline, "the partition was not analysed"
+        time.sleep(0.1)

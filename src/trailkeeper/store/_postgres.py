@@ -33,6 +33,7 @@ from ._port import (
 )
 from ._postgres_rows import EVENT_COLUMNS, LEAF_COLUMNS, event_rows, where_clause
 from ._postgres_schema import MONTHS_AHEAD, create_partitions, existing_months, migrate, month_of
+from ._postgres_stats import Analyzer
 from ._query import SearchQuery
 
 _SELECT = "SELECT e.seq, e.received_us, e.leaf_hash, e.body FROM events e"
@@ -109,6 +110,7 @@ class PostgresStore(LogStore):
             _pool(read_url, "trailkeeper-replica", pool_size) if read_url else self._writes
         )
         self._org_keys: dict[str, int] = {}
+        self._analyzer = Analyzer(lambda: self._connection(self._writes))
         self._ahead_from = -1
         self._ensure_months(set())
 
@@ -165,7 +167,9 @@ class PostgresStore(LogStore):
                 self._ensure_months(months)
                 try:
                     with self._connection(self._writes) as con:
-                        return self._append(con, org_id, batch)
+                        appended = self._append(con, org_id, batch)
+                    self._count_rows(batch, appended)
+                    return appended
                 except errors.CheckViolation:
                     # No partition for a row: a month this process knew of was dropped
                     # (retention) since. Forget what it knew, make it again, once.
@@ -183,6 +187,14 @@ class PostgresStore(LogStore):
                 f"PostgreSQL connection lost during an append; resend the events (their ids "
                 f"make that safe): {exc}".strip()
             ) from exc
+
+    def _count_rows(self, batch: Sequence[PreparedEvent], appended: list[Appended]) -> None:
+        months: dict[int, int] = {}
+        for prepared, outcome in zip(batch, appended, strict=True):
+            if not outcome.duplicate:
+                month = month_of(to_micros(prepared.event.time))
+                months[month] = months.get(month, 0) + 1
+        self._analyzer.wrote(months)
 
     def _append(self, con: Con, org_id: str, batch: Sequence[PreparedEvent]) -> list[Appended]:
         with con.transaction():
@@ -395,6 +407,7 @@ class PostgresStore(LogStore):
             if self._closed:
                 return
             self._closed = True
+        self._analyzer.close()
         self._writes.close()
         if self._reads is not self._writes:
             self._reads.close()
