@@ -138,3 +138,52 @@ def test_a_partition_is_analysed_as_it_fills_without_waiting_for_autovacuum(
     while analysed() is None:
         assert time.monotonic() < deadline, "the partition was not analysed"
         time.sleep(0.1)
+
+
+def test_every_plan_gives_the_same_answers(
+    url: str, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    """PostgreSQL's planner picks how to read (a filter's index, the time index, a bitmap,
+    the table); an answer must not depend on which (forced here by planner settings)."""
+    import ipaddress
+
+    from trailkeeper.store import TargetRef
+
+    def minute(n: int) -> str:
+        return f"2026-11-26T{9 + n // 60:02d}:{n % 60:02d}:00Z"
+
+    events = [
+        prepare(
+            make_event(
+                time=minute(i % 17),
+                actor={"id": f"user-{i % 4}"},
+                operation=("model.create", "model.delete", "team.create")[i % 3],
+                app_id=("main", "other")[i % 2],
+                source_ip=f"10.0.{i % 3}.{i % 7 + 1}" if i % 5 else None,
+                targets=[{"type": "model", "id": f"m{i % 6}"}],
+                request_id=f"req-{i % 9}",
+                details=["quota" if i % 4 == 0 else "fine"],
+            )
+        )
+        for i in range(120)
+    ]
+    with open_store(url) as store:
+        store.append("acme", events)
+    net = ipaddress.ip_network
+    queries = [
+        SearchQuery(include=Criteria(actors=("user-1",))),
+        SearchQuery(include=Criteria(actors=("user-1",), request_ids=("req-3",))),
+        SearchQuery(include=Criteria(operations=("model.create", "team.create")), order="asc"),
+        SearchQuery(include=Criteria(source_ips=(net("10.0.1.0/24"),), apps=("main",))),
+        SearchQuery(include=Criteria(targets=(TargetRef("m2", "model"),)), success=True),
+        SearchQuery(text=("quota",), order="asc"),
+        SearchQuery(text=("quota",), include=Criteria(actors=("user-0",)), limit=7),
+        SearchQuery(exclude=Criteria(apps=("main",), targets=(TargetRef("m1"),)), limit=9),
+    ]
+    answers = []
+    for settings in ("", "enable_indexscan=off", "enable_bitmapscan=off", "enable_seqscan=off"):
+        planned = f"{url}%20-c{settings.replace('=', '%3D')}" if settings else url
+        with open_store(planned) as store:
+            answers.append([[s.event.id for s in store.search("acme", q)] for q in queries])
+    assert answers[0] == answers[1] == answers[2] == answers[3]
+    assert all(answers[0])
