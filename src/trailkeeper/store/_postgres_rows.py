@@ -44,8 +44,11 @@ def words(text: str) -> list[str]:
 
 def tsvector_literal(text: str) -> str:
     """``text`` as a tsvector literal: each word with the positions it holds (from 1)."""
+    found = words(text)
+    if len(found) < _MAX_POSITION and len(set(found)) == len(found):  # the common case
+        return " ".join([f"'{w}':{i}" for i, w in enumerate(found, 1)])
     positions: dict[str, str] = {}
-    for position, word in enumerate(words(text), 1):
+    for position, word in enumerate(found, 1):
         # PostgreSQL drops the repeats that clamping the position makes.
         at = str(position if position < _MAX_POSITION else _MAX_POSITION)
         held = positions.get(word)
@@ -78,12 +81,21 @@ def target_keys(targets: Any) -> list[str]:
 _COPY_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+
+
 def _text(value: str | None) -> str:
-    return "\\N" if value is None else value.translate(_COPY_ESCAPE)
+    if value is None:
+        return "\\N"
+    return value if _COPY_SPECIAL.search(value) is None else value.translate(_COPY_ESCAPE)
 
 
-def _array(values: list[str]) -> str:
-    quoted = ['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]
+def _targets(targets: Any) -> str:
+    """The targets column (see ``target_keys``) as a COPY text array literal."""
+    plain = ",".join([f'"i:{t.id}","t:{t.type} {t.id}"' for t in targets])
+    if "\\" not in plain and plain.count('"') == 4 * len(targets):  # nothing to escape
+        return _text("{" + plain + "}")
+    quoted = ['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in target_keys(targets)]
     return _text("{" + ",".join(quoted) + "}")
 
 
@@ -108,7 +120,7 @@ def copy_tails(prepared: PreparedEvent, received_us: int) -> tuple[str, str]:
             "t" if event.success else "f",
             ip,
             _text(event.request_id),
-            _array(target_keys(event.targets)),
+            _targets(event.targets),
             _text(tsvector_literal(fts_text(event))),
             leaf,
             "\\\\x" + prepared.canonical.hex(),
