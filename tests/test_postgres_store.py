@@ -10,8 +10,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import store_url
 
+from conftest import store_url
 from trailkeeper.events import EventRules, leaf_hash, parse_event
 from trailkeeper.store import (
     Criteria,
