@@ -102,7 +102,7 @@ def test_four_servers_ingesting_into_one_org_give_dense_unique_seqs(tmp_path: Pa
     with (
         serving(db) as a,
         serving(db) as b,
-        serving(db) as c,
+        serving(db, "--read-db", db) as c,  # a "replica" (the primary itself) for reads
         serving(db, "--workers", "2") as d,  # one port, two processes of its own
     ):
 
@@ -124,6 +124,15 @@ def test_four_servers_ingesting_into_one_org_give_dense_unique_seqs(tmp_path: Pa
             thread.start()
         for thread in threads:
             thread.join()
+        reader = make_key(db, "--org", "acme", "--scope", "events:read")
+        for url in (c, d):  # searches through the read database, and through a worker
+            page = httpx.get(
+                f"{url}/v1/events",
+                params={"limit": 5},
+                headers={"Authorization": f"Bearer {reader}"},
+            )
+            assert page.status_code == 200, page.text
+            assert len(page.json()["events"]) == 5
     assert failures == []
     assert len(acknowledged) == 8 * 15 * 20
     assert_log_holds_exactly(db, "acme", acknowledged)
