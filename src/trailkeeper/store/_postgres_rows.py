@@ -17,7 +17,7 @@ from ..events import to_micros
 from ..events._ip import ip_key
 from ._port import PreparedEvent
 from ._query import Criteria, SearchQuery, network_ranges
-from ._sqlite_rows import fts_text
+from ._sqlite_rows import fts_text  # the very text the SQLite backend indexes
 
 EVENT_COLUMNS = (
     "org_key, seq, time_us, received_us, app_id, actor_id, operation, success, ip, "
