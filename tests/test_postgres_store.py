@@ -187,3 +187,29 @@ def test_every_plan_gives_the_same_answers(
             answers.append([[s.event.id for s in store.search("acme", q)] for q in queries])
     assert answers[0] == answers[1] == answers[2] == answers[3]
     assert all(answers[0])
+
+
+def test_connections_are_made_without_touching_the_process_wide_random_generator(
+    url: str,
+) -> None:
+    import random
+    import threading
+
+    state = random.getstate()
+    with open_store(url) as store:
+        barrier = threading.Barrier(6)
+
+        def read() -> None:
+            barrier.wait()
+            for _ in range(20):
+                store.search("acme", SearchQuery())
+                store.size("acme")
+
+        threads = [threading.Thread(target=read) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert isinstance(store, PostgresStore)
+        assert store._writes.get_stats()["pool_size"] > 1  # the pool grew meanwhile
+    assert random.getstate() == state

@@ -7,6 +7,7 @@ appends to different orgs do not wait for each other. Rows go in with ``COPY``.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import weakref
@@ -89,8 +90,21 @@ def _returning(con: Con) -> None:
     _returned[con] = time.monotonic()
 
 
+class _Pool(ConnectionPool[Con]):
+    """psycopg_pool jitters each new connection's lifetime with the process-wide ``random``
+    generator, which a pool filling in a background thread then advances behind the
+    application's back (hypothesis, rightly, fails a property test for it). A private
+    generator does the same job."""
+
+    _random = random.Random()
+
+    @classmethod
+    def _jitter(cls, value: float, min_pc: float, max_pc: float) -> float:
+        return value * (1.0 + ((max_pc - min_pc) * cls._random.random()) + min_pc)
+
+
 def _pool(url: str, name: str, size: int) -> ConnectionPool[Con]:
-    return ConnectionPool(
+    return _Pool(
         url,
         min_size=1,
         max_size=size,
