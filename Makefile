@@ -43,7 +43,7 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-## bench: the benchmarks of bench/ (about 25 minutes and 12 GB; figures in bench/RESULTS.md)
+## bench: the benchmarks of bench/ (about 40 minutes and 14 GB; the pg_ ones need PostgreSQL; figures in bench/RESULTS.md)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/search.py
@@ -51,6 +51,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/http_ingest.py
 	$(BIN)/python bench/http_search.py
 	$(BIN)/python bench/capture.py
+	$(BIN)/python bench/pg_ingest.py
+	$(BIN)/python bench/pg_search.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

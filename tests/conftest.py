@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -20,12 +21,54 @@ from trailkeeper.events import EventRules
 from trailkeeper.service import AuditService
 from trailkeeper.store import LogStore, open_store
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
+
+#: The PostgreSQL server the tests use (trust authentication); they fail if it is missing.
+PG_SERVER = os.environ.get("TRAILKEEPER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+_pg_database: list[str] = []  # the session's own database, created on first use
+
+
+def pg_admin_url(database: str) -> str:
+    """The test server's URL for ``database``."""
+    return PG_SERVER.rsplit("/", 1)[0] + "/" + database
+
+
+def pg_database() -> str:
+    """This session's database on the test server, created on first use (dropped at exit)."""
+    if not _pg_database:
+        import psycopg
+
+        name = f"tk_test_{os.getpid()}"
+        try:
+            with psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=5) as con:
+                con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                con.execute(f"CREATE DATABASE {name}")
+        except psycopg.OperationalError as exc:
+            pytest.fail(f"the PostgreSQL tests need a server at {PG_SERVER}: {exc}")
+        _pg_database.append(name)
+    return _pg_database[0]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _pg_database:
+        import psycopg
+
+        with psycopg.connect(PG_SERVER, autocommit=True) as con:
+            con.execute(f"DROP DATABASE IF EXISTS {_pg_database[0]} WITH (FORCE)")
 
 
 def store_url(backend: str, tmp_path: Path) -> str:
+    """A fresh store for the test that owns ``tmp_path``: a file, or a schema of its own."""
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'trailkeeper.db'}"
+    if backend == "postgresql":
+        import psycopg
+
+        url = pg_admin_url(pg_database())
+        schema = "t_" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:20]
+        with psycopg.connect(url, autocommit=True) as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        return f"{url}?options=-csearch_path%3D{schema}"
     raise AssertionError(backend)
 
 

@@ -16,6 +16,7 @@ def test_defaults_without_environment() -> None:
     settings = Settings.from_env({})
     assert settings.database_url == "sqlite:///./trailkeeper.db"
     assert settings.max_future_seconds == 300
+    assert settings.read_database_url is None
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
 
 
@@ -27,9 +28,11 @@ def test_every_variable_is_read() -> None:
             "TRAILKEEPER_REDACT_KEYS": "ssn, pin",
             "TRAILKEEPER_HOST": "0.0.0.0",  # noqa: S104 - a value, not a bind
             "TRAILKEEPER_PORT": "9000",
+            "TRAILKEEPER_READ_DATABASE_URL": "postgresql://replica/tk",
         }
     )
     assert settings.database_url == "sqlite:////tmp/x.db"
+    assert settings.read_database_url == "postgresql://replica/tk"
     assert settings.rules().limits.max_future == timedelta(seconds=60)
     assert settings.redact_keys == ("ssn", "pin")
     assert settings.port == 9000

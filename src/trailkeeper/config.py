@@ -27,6 +27,7 @@ DEFAULT_DATABASE_URL = "sqlite:///./trailkeeper.db"
 #: Environment variable → Settings field. docs/configuration.md documents each one.
 ENVIRONMENT: dict[str, str] = {
     "TRAILKEEPER_DATABASE_URL": "database_url",
+    "TRAILKEEPER_READ_DATABASE_URL": "read_database_url",
     "TRAILKEEPER_MAX_FUTURE_SECONDS": "max_future_seconds",
     "TRAILKEEPER_REDACT_KEYS": "redact_keys",
     "TRAILKEEPER_OPERATIONS_FILE": "operations_file",
@@ -45,7 +46,8 @@ class Settings:
     """Everything a deployment configures.
 
     Attributes:
-        database_url: where the log lives (``sqlite:///path``).
+        database_url: where the log lives (``sqlite:///path`` or ``postgresql://…``).
+        read_database_url: a PostgreSQL replica for searches, scans and charts (optional).
         max_future_seconds: how far ahead of the server clock an event's time may be.
         redact_keys: key fragments whose values are redacted; empty turns redaction off.
         operations_file: a JSON file of the deployment's own operations, a list of
@@ -56,6 +58,7 @@ class Settings:
     """
 
     database_url: str = DEFAULT_DATABASE_URL
+    read_database_url: str | None = None
     max_future_seconds: int = int(DEFAULT_LIMITS.max_future.total_seconds())
     redact_keys: tuple[str, ...] = DEFAULT_SECRET_KEYS
     operations_file: str | None = None
@@ -74,6 +77,8 @@ class Settings:
         settings = cls()
         if url := env.get("TRAILKEEPER_DATABASE_URL"):
             settings = replace(settings, database_url=url)
+        if read_url := env.get("TRAILKEEPER_READ_DATABASE_URL"):
+            settings = replace(settings, read_database_url=read_url)
         if raw := env.get("TRAILKEEPER_MAX_FUTURE_SECONDS"):
             try:
                 seconds = int(raw)

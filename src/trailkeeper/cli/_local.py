@@ -66,6 +66,17 @@ def serve(
         int | None,
         typer.Option(help="Also serve Clarifai's gRPC API on this port (0: any free one)."),
     ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes on the port.")] = 1,
+    read_db: Annotated[
+        str | None,
+        typer.Option(
+            "--read-db",
+            metavar="URL",
+            help="A PostgreSQL replica for searches and exports "
+            "(default: $TRAILKEEPER_READ_DATABASE_URL).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API (and the console at /console)."""
     if log_level.lower() not in ("debug", "info", "warning", "error"):
@@ -73,6 +84,20 @@ def serve(
     settings = Settings.from_env()
     host = host or settings.host
     port = port or settings.port
+    read_db = read_db or settings.read_database_url
+    if workers != 1 or read_db:
+        if grpc_port is not None:
+            raise typer.BadParameter(
+                "serve the gRPC API from a single process", param_hint="--grpc-port"
+            )
+        from ..server._factory import serve_processes
+
+        print(f"Trailkeeper on http://{host}:{port} ({workers} workers)", flush=True)
+        serve_processes(
+            db or settings.database_url, read_db, host, port,
+            workers=workers, log_level=log_level.lower(),
+        )  # fmt: skip
+        return
     with _service(db) as service:
         grpc_server = None
         if grpc_port is not None:

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..service import AuditService
+from ..store import StoreUnavailableError
 from . import _schemas as schemas
 from . import console
 from ._clarifai import router as clarifai_router
@@ -114,6 +115,12 @@ def create_app(service: AuditService, *, session_secret: bytes | None = None) ->
         in_query = all(e["loc"][0] == "query" for e in exc.errors())
         code = "invalid_query" if in_query else "invalid_request"
         return Problem(400, code, detail, errors=errors).response()
+
+    @app.exception_handler(StoreUnavailableError)
+    async def unavailable(_: Request, exc: StoreUnavailableError) -> Response:
+        # The database is down or restarting: the client may retry (ids make it safe).
+        problem = Problem(503, "store_unavailable", str(exc), headers={"Retry-After": "1"})
+        return problem.response()
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:

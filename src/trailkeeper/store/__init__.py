@@ -12,6 +12,7 @@ from ._port import (
     LogStore,
     PreparedEvent,
     StoreClosedError,
+    StoreUnavailableError,
 )
 from ._query import Criteria, IPNetwork, Order, Position, SearchQuery, TargetRef
 
@@ -28,21 +29,28 @@ __all__ = [
     "PreparedEvent",
     "SearchQuery",
     "StoreClosedError",
+    "StoreUnavailableError",
     "TargetRef",
     "open_store",
 ]
 
 
-def open_store(url: str) -> LogStore:
+def open_store(url: str, *, read_url: str | None = None) -> LogStore:
     """Open the store a database URL names.
 
     ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``; the query string may set
     ``synchronous`` (``full``, the default, or ``normal``, ``extra``, ``off``).
 
+    ``postgresql://user@host:5432/dbname`` (any libpq URL; needs the ``postgres`` extra);
+    ``read_url``, PostgreSQL only, names a replica that serves searches, scans and charts.
+
     Raises:
         ValueError: the URL's scheme is not one Trailkeeper knows, or it is malformed.
+        StoreUnavailableError: the PostgreSQL server can't be reached.
     """
     parts = urlsplit(url)
+    if read_url is not None and parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError("a read database is for PostgreSQL; SQLite readers share its file")
     if parts.scheme == "sqlite":
         from ._sqlite import SQLiteStore  # imported here: backends load only when used
 
@@ -57,5 +65,13 @@ def open_store(url: str) -> LogStore:
             raise ValueError(f"{url!r}: unknown option(s) {sorted(unknown)}; known: synchronous")
         return SQLiteStore(path, synchronous=options.get("synchronous", "full").lower())
     if parts.scheme in ("postgresql", "postgres"):
-        raise ValueError("the PostgreSQL backend is not built yet; use a sqlite:/// URL")
-    raise ValueError(f"unsupported database URL {url!r}: expected sqlite:///path")
+        try:
+            from ._postgres import PostgresStore
+        except ImportError as exc:
+            raise ValueError(
+                f"{url!r} needs the PostgreSQL driver: pip install 'trailkeeper[postgres]'"
+            ) from exc
+        return PostgresStore(url, read_url=read_url)
+    raise ValueError(
+        f"unsupported database URL {url!r}: expected sqlite:///path or postgresql://host/db"
+    )

@@ -65,6 +65,14 @@ class StoreClosedError(RuntimeError):
     """The store was closed; nothing more can be written."""
 
 
+class StoreUnavailableError(RuntimeError):
+    """The database can't be reached (down, restarting, out of connections) right now.
+
+    An append that fails with it may or may not have been stored; sending the same events
+    again is safe, because ids deduplicate.
+    """
+
+
 class LogStore(ABC):
     """Append-only, per-org event logs.
 

@@ -116,9 +116,7 @@ def _id_bytes(event_id: str) -> bytes:
 
 def _row_to_stored(row: tuple[int, int, bytes, bytes]) -> StoredEvent:
     seq, received_us, leaf, body = row
-    return StoredEvent(
-        seq=seq, received_us=received_us, leaf_hash=leaf, canonical=body
-    )
+    return StoredEvent(seq=seq, received_us=received_us, leaf_hash=leaf, canonical=body)
 
 
 class SQLiteStore(LogStore):
