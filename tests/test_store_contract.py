@@ -377,3 +377,23 @@ def test_free_text_ignores_case_and_accents_and_splits_on_punctuation(
     for term in ("cafe", "CAFÉ", "arger", "build 42", "42", "example com", "user@example.com"):
         assert search(store, text=(term,)) == [cafe.event.id], term
     assert search(store, text=("build 7",)) == []
+
+
+def test_free_text_finds_the_newest_matches_behind_a_burst_of_late_arrivals(
+    store: LogStore, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    # Stored last, with the oldest times: the newest-stored matches are not the newest in
+    # time, so a search cannot stop at the first matches it reads.
+    recent = [prepare(make_event(time=minutes(60 + i), details=["quota exceeded"]))
+              for i in range(40)]  # fmt: skip
+    late = [prepare(make_event(time=minutes(i % 30), details=["quota exceeded"]))
+            for i in range(60)]  # fmt: skip
+    store.append("acme", recent)
+    store.append("acme", late)
+    newest = [p.event.id for p in reversed(recent)]
+    assert search(store, text=("quota",), limit=10) == newest[:10]
+    assert search(store, text=("quota",), limit=10, offset=35) == (
+        newest[35:]
+        + [p.event.id for _, p in sorted(enumerate(late), key=lambda ip: (ip[1].event.time, ip[0]),
+                                         reverse=True)][:5]
+    )  # fmt: skip
