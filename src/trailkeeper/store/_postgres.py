@@ -37,6 +37,7 @@ from ._postgres_rows import EVENT_COLUMNS, LEAF_COLUMNS, copy_tails, where_claus
 from ._postgres_schema import MONTHS_AHEAD, create_partitions, existing_months, migrate, month_of
 from ._postgres_stats import Analyzer
 from ._query import SearchQuery
+from ._rows import row_to_key, row_to_stored
 
 _SELECT = "SELECT e.seq, e.received_us, e.leaf_hash, e.body FROM events e"
 _KEY_SELECT = (
@@ -48,28 +49,6 @@ _KEY_SELECT = (
 POOL_TIMEOUT = 5.0
 
 Con = psycopg.Connection[tuple[Any, ...]]
-
-
-def _row_to_stored(row: tuple[Any, ...]) -> StoredEvent:
-    seq, received_us, leaf, body = row
-    return StoredEvent(
-        seq=seq, received_at=from_micros(received_us), leaf_hash=bytes(leaf), canonical=body
-    )
-
-
-def _row_to_key(row: tuple[Any, ...]) -> ApiKey:
-    key_id, org_id, name, scopes, apps, created, expires, revoked, secret_hash = row
-    return ApiKey(
-        id=key_id,
-        org_id=org_id,
-        name=name,
-        scopes=tuple(orjson.loads(scopes)),
-        apps=tuple(orjson.loads(apps)),
-        created_at=from_micros(created),
-        expires_at=from_micros(expires) if expires is not None else None,
-        revoked_at=from_micros(revoked) if revoked is not None else None,
-        secret_hash=bytes(secret_hash),
-    )
 
 
 #: A connection returned to the pool less than this many seconds ago is handed out again
@@ -329,7 +308,7 @@ class PostgresStore(LogStore):
         )
         found = {}
         for row in rows:
-            stored = _row_to_stored(row)
+            stored = row_to_stored(row)
             found[stored.event.id] = stored
         return found
 
@@ -343,7 +322,7 @@ class PostgresStore(LogStore):
             f"{_SELECT} WHERE {where} ORDER BY e.time_us {direction}, e.seq {direction} "
             "LIMIT %s OFFSET %s"
         )
-        return [_row_to_stored(r) for r in self._read(sql, [*params, query.limit, query.offset])]
+        return [row_to_stored(r) for r in self._read(sql, [*params, query.limit, query.offset])]
 
     def scan(
         self, org_id: str, query: SearchQuery, after_seq: int = -1, batch: int = 1000
@@ -356,7 +335,7 @@ class PostgresStore(LogStore):
         while True:
             rows = self._read(sql, [*params, after_seq, batch])
             for row in rows:
-                yield _row_to_stored(row)
+                yield row_to_stored(row)
             if len(rows) < batch:
                 return
             after_seq = rows[-1][0]
@@ -421,7 +400,7 @@ class PostgresStore(LogStore):
 
     def get_key(self, key_id: str) -> ApiKey | None:
         rows = self._read(f"{_KEY_SELECT} WHERE id = %s", (key_id,), primary=True)
-        return _row_to_key(rows[0]) if rows else None
+        return row_to_key(rows[0]) if rows else None
 
     def list_keys(self, org_id: str) -> list[ApiKey]:
         rows = self._read(
@@ -429,7 +408,7 @@ class PostgresStore(LogStore):
             (org_id,),
             primary=True,
         )
-        return [_row_to_key(r) for r in rows]
+        return [row_to_key(r) for r in rows]
 
     def revoke_key(self, org_id: str, key_id: str, when: datetime) -> ApiKey | None:
         self._write(

@@ -32,6 +32,7 @@ from ._port import (
     StoreClosedError,
 )
 from ._query import SearchQuery
+from ._rows import row_to_key, row_to_stored
 from ._sqlite_rows import (
     EVENT_INSERT,
     FTS_INSERT,
@@ -95,28 +96,8 @@ PROBE_SECONDS = 10.0
 _PROBE_CACHE_SIZE = 4096
 
 
-def _row_to_key(row: tuple[Any, ...]) -> ApiKey:
-    key_id, org_id, name, scopes, apps, created, expires, revoked, secret_hash = row
-    return ApiKey(
-        id=key_id,
-        org_id=org_id,
-        name=name,
-        scopes=tuple(orjson.loads(scopes)),
-        apps=tuple(orjson.loads(apps)),
-        created_at=from_micros(created),
-        expires_at=from_micros(expires) if expires is not None else None,
-        revoked_at=from_micros(revoked) if revoked is not None else None,
-        secret_hash=secret_hash,
-    )
-
-
 def _id_bytes(event_id: str) -> bytes:
     return bytes.fromhex(event_id.replace("-", ""))
-
-
-def _row_to_stored(row: tuple[int, int, bytes, bytes]) -> StoredEvent:
-    seq, received_us, leaf, body = row
-    return StoredEvent(seq=seq, received_us=received_us, leaf_hash=leaf, canonical=body)
 
 
 class SQLiteStore(LogStore):
@@ -379,7 +360,7 @@ class SQLiteStore(LogStore):
                 f"{_SELECT} WHERE e.org_key = ? AND e.id IN ({', '.join('?' * len(chunk))})",
                 [org_key, *chunk],
             ):
-                stored = _row_to_stored(row)
+                stored = row_to_stored(row)
                 found[stored.event.id] = stored
         return found
 
@@ -392,7 +373,7 @@ class SQLiteStore(LogStore):
             return self._search_text(con, org_key, query)
         sql, params = self.search_sql(con, org_key, query)
         rows = con.execute(sql, params).fetchall()
-        return [_row_to_stored(r) for r in rows]
+        return [row_to_stored(r) for r in rows]
 
     def search_sql(
         self, con: sqlite3.Connection, org_key: int, query: SearchQuery
@@ -499,7 +480,7 @@ class SQLiteStore(LogStore):
                 [rowid for _, _, rowid in chosen],
             )
         }
-        return [_row_to_stored(found[rowid]) for _, _, rowid in chosen]
+        return [row_to_stored(found[rowid]) for _, _, rowid in chosen]
 
     @staticmethod
     def _text_page_at_once(
@@ -528,7 +509,7 @@ class SQLiteStore(LogStore):
         if not settled:
             return None
         chosen = sorted(best, reverse=True)[offset:]
-        return [_row_to_stored(rows[i][2:3] + rows[i][4:]) for _, _, i in chosen]
+        return [row_to_stored(rows[i][2:3] + rows[i][4:]) for _, _, i in chosen]
 
     def scan(
         self, org_id: str, query: SearchQuery, after_seq: int = -1, batch: int = 1000
@@ -541,7 +522,7 @@ class SQLiteStore(LogStore):
         while True:
             rows = self._reader().execute(sql, [*params, after_seq, batch]).fetchall()
             for row in rows:
-                yield _row_to_stored(row)
+                yield row_to_stored(row)
             if len(rows) < batch:
                 return
             after_seq = rows[-1][0]
@@ -594,13 +575,13 @@ class SQLiteStore(LogStore):
 
     def get_key(self, key_id: str) -> ApiKey | None:
         row = self._reader().execute(f"{_KEY_SELECT} WHERE id = ?", (key_id,)).fetchone()
-        return _row_to_key(row) if row else None
+        return row_to_key(row) if row else None
 
     def list_keys(self, org_id: str) -> list[ApiKey]:
         rows = self._reader().execute(
             f"{_KEY_SELECT} WHERE org_id = ? ORDER BY created_us, id", (org_id,)
         )
-        return [_row_to_key(r) for r in rows]
+        return [row_to_key(r) for r in rows]
 
     def revoke_key(self, org_id: str, key_id: str, when: datetime) -> ApiKey | None:
         def revoke(con: sqlite3.Connection) -> None:

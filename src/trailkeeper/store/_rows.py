@@ -1,0 +1,41 @@
+"""Rows as both backends read them back: an event row and an API key row.
+
+Both select the same columns in the same order (``seq, received_us, leaf_hash, body`` and
+the ``api_keys`` columns), so one function of each serves SQLite's and PostgreSQL's rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..events import StoredEvent, from_micros
+from ..keys import ApiKey
+
+#: The columns an event row is read with, in ``row_to_stored``'s order.
+EVENT_COLUMNS = "e.seq, e.received_us, e.leaf_hash, e.body"
+#: The API key columns, in ``row_to_key``'s order.
+KEY_COLUMNS = "id, org_id, name, scopes, apps, created_us, expires_us, revoked_us, secret_hash"
+
+
+def row_to_stored(row: tuple[Any, ...] | list[Any]) -> StoredEvent:
+    """A stored event from ``(seq, received_us, leaf_hash, body)``."""
+    seq, received_us, leaf, body = row
+    return StoredEvent(seq=seq, received_us=received_us, leaf_hash=bytes(leaf), canonical=body)
+
+
+def row_to_key(row: tuple[Any, ...]) -> ApiKey:
+    """An API key from a row of ``KEY_COLUMNS``."""
+    key_id, org_id, name, scopes, apps, created, expires, revoked, secret_hash = row
+    return ApiKey(
+        id=key_id,
+        org_id=org_id,
+        name=name,
+        scopes=tuple(orjson.loads(scopes)),
+        apps=tuple(orjson.loads(apps)),
+        created_at=from_micros(created),
+        expires_at=from_micros(expires) if expires is not None else None,
+        revoked_at=from_micros(revoked) if revoked is not None else None,
+        secret_hash=bytes(secret_hash),
+    )
