@@ -217,12 +217,15 @@ def wait_until_up(url: str, process: subprocess.Popen[str], seconds: float = 30)
 
 
 @contextmanager
-def serving(db: str, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
-    """``trailkeeper serve`` over ``db`` on a free port, stopped on exit."""
+def serving(
+    db: str, *extra: str, env: dict[str, str] | None = None, seconds: float = 30
+) -> Iterator[LiveServer]:
+    """``trailkeeper serve`` over ``db`` on a free port (``extra``: more flags), stopped on
+    exit."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "trailkeeper.cli", "serve", "--db", db, "--port", str(port),
-         "--log-level", "warning"],
+         "--log-level", "warning", *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -230,7 +233,7 @@ def serving(db: str, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(url, process)
+        wait_until_up(url, process, seconds)
         yield LiveServer(url, db, process)
     finally:
         process.terminate()

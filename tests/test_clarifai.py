@@ -7,9 +7,6 @@ documentation must return exactly what the native API returns for the same filte
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ from clarifai_grpc.grpc.api import resources_pb2, service_pb2, service_pb2_grpc
 from clarifai_grpc.grpc.api.status import status_code_pb2
 from google.protobuf.wrappers_pb2 import BoolValue
 
+from conftest import free_port, new_key, run_cli, serving
 from trailkeeper.clarifai import clarifai_operations
 from trailkeeper.client import Client
 from trailkeeper.events import Catalogue
@@ -44,23 +42,8 @@ OPS = [
 ]
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trailkeeper.cli", *args],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _key(db: str, *args: str) -> str:
-    made = _cli("keys", "create", "--db", db, *args)
-    assert made.returncode == 0, made.stderr
-    return made.stdout.strip().splitlines()[-1]
+_cli = run_cli
+_key = new_key
 
 
 @dataclass
@@ -97,39 +80,18 @@ def _events() -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     db = f"sqlite:///{tmp_path_factory.mktemp('clarifai') / 'remote.db'}"
-    port, grpc_port = _free_port(), _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "trailkeeper.cli", "serve", "--db", db, "--port", str(port),
-         "--grpc-port", str(grpc_port), "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "the server did not come up in 30 s"
-            time.sleep(0.1)
+    grpc_port = free_port()
+    with serving(db, "--grpc-port", str(grpc_port)) as live:
         found = Server(
-            url,
+            live.url,
             grpc_port,
             db,
             reader=_key(db, "--org", "acme", "--scope", "events:read"),
             writer=_key(db, "--org", "acme", "--scope", "events:write"),
         )
-        with Client(url, found.writer) as producer:
+        with Client(live.url, found.writer) as producer:
             producer.record_many(_events())
         yield found
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        if process.stderr:
-            process.stderr.close()
 
 
 Search = Callable[..., Any]

@@ -9,7 +9,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -23,8 +22,9 @@ import httpx
 import psycopg
 import pytest
 
-from conftest import PG_SERVER, free_port, store_url
+from conftest import PG_SERVER, store_url
 from conftest import new_key as make_key
+from conftest import serving as live
 from trailkeeper.store import SearchQuery, open_store
 
 #: How the restart test restarts the test server: Debian's cluster by default (this machine;
@@ -36,32 +36,8 @@ RESTART = shlex.split(
 
 @contextmanager
 def serving(db: str, *extra: str) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "trailkeeper.cli", "serve", "--db", db, "--port", str(port),
-         "--log-level", "warning", *extra],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "the server did not come up in 60 s"
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        if process.stderr:
-            process.stderr.close()
+    with live(db, *extra, seconds=60) as server:
+        yield server.url
 
 
 def batch(size: int) -> list[dict[str, Any]]:
