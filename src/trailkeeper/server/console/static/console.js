@@ -618,7 +618,13 @@ function startLive() {
     const body = $("#events tbody");
     $('[data-testid="empty-state"]', body)?.remove();
     lastEvents.unshift(event);
-    body.prepend(eventRow(event, { fresh: true }));
+    const row = eventRow(event, { fresh: true });
+    body.prepend(row);
+    setTimeout(() => { // the highlight fades out (see .fading in the CSS)
+      row.classList.add("fading");
+      row.classList.remove("new");
+      setTimeout(() => row.classList.remove("fading"), 3000);
+    }, 4000);
     message(`Showing ${lastEvents.length} events; new ones appear at the top.`);
   };
 }
