@@ -122,3 +122,13 @@ def test_console_pages_forbid_outside_scripts_and_framing(browser: ASGIClient) -
     assert "script-src 'self'" in policy
     assert "frame-ancestors 'none'" in policy
     assert "<script" not in page.text  # the sign-in page runs no script at all
+
+
+def test_an_oversized_sign_in_form_is_refused_like_a_missing_key(browser: ASGIClient) -> None:
+    response = browser.post(
+        "/console/login",
+        content="key=" + "x" * 100_000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 401
+    assert "Paste a read key" in response.text

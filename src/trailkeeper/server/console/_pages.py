@@ -101,8 +101,12 @@ async def login_form(request: Request) -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    body = await request.body()
-    form = parse_qs(body[:_MAX_FORM].decode("utf-8", "replace")) if len(body) <= _MAX_FORM else {}
+    body = b""
+    async for chunk in request.stream():  # a sign-in form is small: read no more than that
+        body += chunk
+        if len(body) > _MAX_FORM:
+            break
+    form = parse_qs(body.decode("utf-8", "replace")) if len(body) <= _MAX_FORM else {}
     secret = (form.get("key") or [""])[0].strip()
     target = _local((form.get("next") or [""])[0])
     try:
