@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -107,3 +108,19 @@ def _uuid7_at(when: datetime, rng: random.Random) -> uuid.UUID:
     ms = int(when.timestamp() * 1000)
     value = (ms << 80) | (0x7 << 76) | (rng.getrandbits(12) << 64) | (0b10 << 62)
     return uuid.UUID(int=value | rng.getrandbits(62))
+
+
+#: Events per ingest call in the ingest benchmarks.
+BATCH = 1_000
+
+
+def batches(count: int, seed: int) -> list[tuple[str, list[dict[str, Any]]]]:
+    """``events(count, seed)`` as per-org batches of up to ``BATCH``, in arrival order."""
+    out: list[tuple[str, list[dict[str, Any]]]] = []
+    pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for org, event in events(count, seed):
+        pending[org].append(event)
+        if len(pending[org]) == BATCH:
+            out.append((org, pending.pop(org)))
+    out.extend(pending.items())
+    return out

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from _data import END
 from trailkeeper.filters import Filters, Match
+from trailkeeper.service import AuditService
 
 ORG = "acme"
 WEEK_AGO = END - timedelta(days=7)
@@ -47,9 +48,21 @@ def to_params(filters: Filters) -> list[tuple[str, str]]:
     return params
 
 
-def p50_p95(fn: Callable[[], object], runs: int) -> tuple[float, float]:
-    """p50 and p95 of ``fn``'s latency in milliseconds, after 20 warm-up calls."""
-    for _ in range(20):
+def shapes_with_cursors(service: AuditService) -> list[tuple[str, Filters, str | None]]:
+    """``SHAPES`` with the cursor each needs: page 100 of the newest-first listing is walked
+    to once, here, so that only that page is timed."""
+    cursor = None
+    for _ in range(99):
+        cursor = service.search(ORG, limit=50, cursor=cursor).next_cursor
+    return [
+        (label, filters, cursor if label.startswith("page 100") else None)
+        for label, filters in SHAPES
+    ]
+
+
+def p50_p95(fn: Callable[[], object], runs: int, warm: int = 20) -> tuple[float, float]:
+    """p50 and p95 of ``fn``'s latency in milliseconds, after ``warm`` warm-up calls."""
+    for _ in range(warm):
         fn()
     samples = []
     for _ in range(runs):

@@ -16,33 +16,17 @@ from __future__ import annotations
 
 import argparse
 import gc
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _shapes import ORG
-from search import DATA, _pristine, build
+from _shapes import ORG, p50_p95
+from search import DATA, dataset
 from trailkeeper.clarifai import ClarifaiSearches, clarifai_operations
 from trailkeeper.filters import Filters, Match
 from trailkeeper.service import AuditService
 from trailkeeper.store._sqlite import SQLiteStore
-
-
-def timed(fn: Callable[[], object], runs: int, warm: int = 3) -> tuple[float, float]:
-    """p50 and p95 in milliseconds."""
-    for _ in range(warm):
-        fn()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    q = statistics.quantiles(samples, n=20, method="inclusive")
-    return statistics.median(samples) * 1000, q[18] * 1000
 
 
 def main() -> None:
@@ -50,13 +34,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
-    DATA.mkdir(exist_ok=True)
-    path = DATA / f"search-{args.events}.db"
-    if path.exists() and not _pristine(path, args.events):
-        print(f"{path.name} holds other events than the generated ones; rebuilding")
-        path.unlink()
-    if not path.exists():
-        build(path, args.events)
+    path = dataset(args.events)
     # A copy: the handler records its reads, which must not change the shared data set.
     work = DATA / f"clarifai-{args.events}.db"
     work.write_bytes(path.read_bytes())
@@ -79,9 +57,9 @@ def main() -> None:
     deepest = min(100_000, matching) // 1000
     for page, size in [(1, 128), (10, 128), (100, 128), (10, 1000), (deepest, 1000)]:
         assert window((page - 1) * size, size) == walk(page, size), (page, size)
-        w50, w95 = timed(lambda p=page, s=size: window((p - 1) * s, s), args.runs)
+        w50, w95 = p50_p95(lambda p=page, s=size: window((p - 1) * s, s), args.runs, warm=3)
         runs = max(3, args.runs // page)  # the walk is slow at depth: fewer samples
-        b50, b95 = timed(lambda p=page, s=size: walk(p, s), runs, warm=1)
+        b50, b95 = p50_p95(lambda p=page, s=size: walk(p, s), runs, warm=1)
         print(f"{page:>5} x {size:<14} {w50:9.2f}ms {w95:7.2f}ms {b50:9.2f}ms {b95:7.2f}ms"
               f" {w95 / b95:5.3f}")  # fmt: skip
 
@@ -91,9 +69,9 @@ def main() -> None:
 
     request = service_pb2.PostAuditLogSearchesRequest()
     runs = args.runs * 5
-    d50, d95 = timed(lambda: window(0, 128), runs)
-    g50, g95 = timed(lambda: handler.search(request, f"Key {secret}", "me"), runs)
-    j50, j95 = timed(lambda: handler.search_json(b"{}", f"Key {secret}", "me"), runs)
+    d50, d95 = p50_p95(lambda: window(0, 128), runs, warm=3)
+    g50, g95 = p50_p95(lambda: handler.search(request, f"Key {secret}", "me"), runs, warm=3)
+    j50, j95 = p50_p95(lambda: handler.search_json(b"{}", f"Key {secret}", "me"), runs, warm=3)
     print("PostAuditLogSearches, Clarifai's default request (128 entries), in-process:")
     print(f"  search_window alone    p50 {d50:6.2f} ms  p95 {d95:6.2f} ms")
     print(f"  gRPC handler (protobuf) p50 {g50:6.2f} ms  p95 {g95:6.2f} ms  ratio {g95 / d95:.2f}")

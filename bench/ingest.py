@@ -20,14 +20,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _data import events
+from _data import batches
 from trailkeeper.events import EventRules, leaf_hash, parse_event
 from trailkeeper.service import AuditService
 from trailkeeper.store import PreparedEvent
@@ -39,20 +38,7 @@ from trailkeeper.store._sqlite_rows import (
     event_rows,
 )
 
-BATCH = 1_000
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
-
-
-def batches(count: int, seed: int) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Per-org batches of up to BATCH events, in arrival order."""
-    out: list[tuple[str, list[dict[str, Any]]]] = []
-    pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for org, event in events(count, seed):
-        pending[org].append(event)
-        if len(pending[org]) == BATCH:
-            out.append((org, pending.pop(org)))
-    out.extend(pending.items())
-    return out
 
 
 def run_service(

@@ -21,31 +21,18 @@ import multiprocessing
 import sys
 import threading
 import time
-from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _data import events
+from _data import batches
 from _pg import copy_batches, drop_database, fresh_database, prepared_batches
 from trailkeeper.service import AuditService
 from trailkeeper.store._postgres import PostgresStore
 
-BATCH = 1_000
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
-
-
-def batches(count: int, seed: int) -> list[tuple[str, list[dict[str, Any]]]]:
-    out: list[tuple[str, list[dict[str, Any]]]] = []
-    pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for org, event in events(count, seed):
-        pending[org].append(event)
-        if len(pending[org]) == BATCH:
-            out.append((org, pending.pop(org)))
-    out.extend(pending.items())
-    return out
 
 
 def _threads(url: str, work: list[tuple[str, list[dict[str, Any]]]], producers: int) -> None:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _data import END, events
 from _pg import SERVER, copy_batches, fresh_database, prepared_batches
-from _shapes import ORG, SHAPES, p50_p95
+from _shapes import ORG, p50_p95, shapes_with_cursors
 from trailkeeper.events import Event
 from trailkeeper.filters import Filters
 from trailkeeper.service import AuditService, _decode_cursor, _fingerprint
@@ -85,13 +85,7 @@ def main() -> None:
     org_key = store._org_key(ORG)
     assert org_key is not None
 
-    cursor = None
-    for _ in range(99):
-        cursor = service.search(ORG, limit=50, cursor=cursor).next_cursor
-    shapes = [
-        (label, filters, cursor if label.startswith("page 100") else None)
-        for label, filters in SHAPES
-    ]
+    shapes = shapes_with_cursors(service)
     gc.freeze()
     raw = psycopg.connect(url, autocommit=True, prepare_threshold=None)
     print(f"{args.events:,} events; org {ORG!r} holds {service.size(ORG):,}; {args.runs} runs each")

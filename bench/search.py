@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _data import END, events
-from _shapes import ORG, SHAPES, p50_p95
+from _shapes import ORG, p50_p95, shapes_with_cursors
 from trailkeeper.events import Event
 from trailkeeper.filters import Filters
 from trailkeeper.service import AuditService
@@ -67,32 +67,29 @@ def _pristine(path: Path, count: int) -> bool:
     return int(total) == count
 
 
+def dataset(count: int) -> Path:
+    """The generated data set of ``count`` events, built (or rebuilt) if need be."""
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"search-{count}.db"
+    if path.exists() and not _pristine(path, count):
+        print(f"{path.name} holds other events than the generated ones; rebuilding")
+        path.unlink()
+    if not path.exists():
+        build(path, count)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args()
-    DATA.mkdir(exist_ok=True)
-    path = DATA / f"search-{args.events}.db"
-    if path.exists() and not _pristine(path, args.events):
-        print(f"{path.name} holds other events than the generated ones; rebuilding")
-        path.unlink()
-    if not path.exists():
-        build(path, args.events)
+    path = dataset(args.events)
     store = SQLiteStore(path)
     service = AuditService(store)
     org_key = store._org_key(ORG)
     assert org_key is not None
-
-    # Page 100 of the newest-first listing: walk there once, then time that page.
-    cursor = None
-    for _ in range(99):
-        cursor = service.search(ORG, limit=50, cursor=cursor).next_cursor
-
-    shapes = [
-        (label, filters, cursor if label.startswith("page 100") else None)
-        for label, filters in SHAPES
-    ]
+    shapes = shapes_with_cursors(service)
     gc.freeze()
     print(f"{args.events:,} events; org {ORG!r} holds {service.size(ORG):,}; {args.runs} runs each")
     header = f"{'shape':28} {'service p50':>12} {'p95':>8} {'1-stmt p50':>12} {'p95':>8}"
