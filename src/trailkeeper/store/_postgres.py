@@ -37,13 +37,8 @@ from ._postgres_rows import EVENT_COLUMNS, LEAF_COLUMNS, copy_tails, where_claus
 from ._postgres_schema import MONTHS_AHEAD, create_partitions, existing_months, migrate, month_of
 from ._postgres_stats import Analyzer
 from ._query import SearchQuery
-from ._rows import row_to_key, row_to_stored
+from ._rows import SELECT_EVENTS, SELECT_KEYS, row_to_key, row_to_stored
 
-_SELECT = "SELECT e.seq, e.received_us, e.leaf_hash, e.body FROM events e"
-_KEY_SELECT = (
-    "SELECT id, org_id, name, scopes, apps, created_us, expires_us, revoked_us, secret_hash "
-    "FROM api_keys"
-)
 #: How long a request waits for a connection (for one while the server is down) before it
 #: fails with StoreUnavailableError.
 POOL_TIMEOUT = 5.0
@@ -301,7 +296,7 @@ class PostgresStore(LogStore):
             return {}
         # The leaf's time names the partition; (org_key, time_us, seq) finds the row in it.
         rows = self._read(
-            f"{_SELECT} JOIN leaves l ON e.org_key = l.org_key AND e.time_us = l.time_us "
+            f"{SELECT_EVENTS} JOIN leaves l ON e.org_key = l.org_key AND e.time_us = l.time_us "
             "AND e.seq = l.seq WHERE l.org_key = %s AND l.id = ANY(%s::uuid[])",
             (org_key, list(event_ids)),
             primary=True,  # a get follows an ingest; a replica may not have it yet
@@ -319,7 +314,7 @@ class PostgresStore(LogStore):
         where, params = where_clause(org_key, query, with_position=True)
         direction = "DESC" if query.order == "desc" else "ASC"
         sql = (
-            f"{_SELECT} WHERE {where} ORDER BY e.time_us {direction}, e.seq {direction} "
+            f"{SELECT_EVENTS} WHERE {where} ORDER BY e.time_us {direction}, e.seq {direction} "
             "LIMIT %s OFFSET %s"
         )
         return [row_to_stored(r) for r in self._read(sql, [*params, query.limit, query.offset])]
@@ -331,7 +326,7 @@ class PostgresStore(LogStore):
         if org_key is None:
             return
         where, params = where_clause(org_key, query, with_position=False)
-        sql = f"{_SELECT} WHERE {where} AND e.seq > %s ORDER BY e.seq LIMIT %s"
+        sql = f"{SELECT_EVENTS} WHERE {where} AND e.seq > %s ORDER BY e.seq LIMIT %s"
         while True:
             rows = self._read(sql, [*params, after_seq, batch])
             for row in rows:
@@ -399,12 +394,12 @@ class PostgresStore(LogStore):
         )
 
     def get_key(self, key_id: str) -> ApiKey | None:
-        rows = self._read(f"{_KEY_SELECT} WHERE id = %s", (key_id,), primary=True)
+        rows = self._read(f"{SELECT_KEYS} WHERE id = %s", (key_id,), primary=True)
         return row_to_key(rows[0]) if rows else None
 
     def list_keys(self, org_id: str) -> list[ApiKey]:
         rows = self._read(
-            f'{_KEY_SELECT} WHERE org_id = %s ORDER BY created_us, id COLLATE "C"',
+            f'{SELECT_KEYS} WHERE org_id = %s ORDER BY created_us, id COLLATE "C"',
             (org_id,),
             primary=True,
         )

@@ -13,10 +13,13 @@ import orjson
 from ..events import StoredEvent, from_micros
 from ..keys import ApiKey
 
-#: The columns an event row is read with, in ``row_to_stored``'s order.
-EVENT_COLUMNS = "e.seq, e.received_us, e.leaf_hash, e.body"
-#: The API key columns, in ``row_to_key``'s order.
-KEY_COLUMNS = "id, org_id, name, scopes, apps, created_us, expires_us, revoked_us, secret_hash"
+#: Events read for ``row_to_stored`` (the table aliased ``e``, for WHERE clauses on it).
+SELECT_EVENTS = "SELECT e.seq, e.received_us, e.leaf_hash, e.body FROM events e"
+#: API keys read for ``row_to_key``.
+SELECT_KEYS = (
+    "SELECT id, org_id, name, scopes, apps, created_us, expires_us, revoked_us, secret_hash "
+    "FROM api_keys"
+)
 
 
 def row_to_stored(row: tuple[Any, ...] | list[Any]) -> StoredEvent:
@@ -26,7 +29,7 @@ def row_to_stored(row: tuple[Any, ...] | list[Any]) -> StoredEvent:
 
 
 def row_to_key(row: tuple[Any, ...]) -> ApiKey:
-    """An API key from a row of ``KEY_COLUMNS``."""
+    """An API key from a row of ``SELECT_KEYS``."""
     key_id, org_id, name, scopes, apps, created, expires, revoked, secret_hash = row
     return ApiKey(
         id=key_id,

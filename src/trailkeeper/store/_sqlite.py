@@ -32,7 +32,7 @@ from ._port import (
     StoreClosedError,
 )
 from ._query import SearchQuery
-from ._rows import row_to_key, row_to_stored
+from ._rows import SELECT_EVENTS, SELECT_KEYS, row_to_key, row_to_stored
 from ._sqlite_rows import (
     EVENT_INSERT,
     FTS_INSERT,
@@ -46,7 +46,6 @@ from ._sqlite_rows import (
 )
 from ._sqlite_schema import migrate
 
-_SELECT = "SELECT e.seq, e.received_us, e.leaf_hash, e.body FROM events e"
 # At most this many events go into one group commit (bounds a transaction's memory and time).
 _GROUP_EVENTS = 20_000
 _SYNCHRONOUS = {"off", "normal", "full", "extra"}
@@ -86,10 +85,6 @@ def _connect(path: str, *, synchronous: str, readonly: bool) -> sqlite3.Connecti
     return con
 
 
-_KEY_SELECT = (
-    "SELECT id, org_id, name, scopes, apps, created_us, expires_us, revoked_us, secret_hash "
-    "FROM api_keys"
-)
 _PLACES9 = ", ".join("?" * 9)
 #: How long a filter's capped count may be reused to choose a plan, and how many are kept.
 PROBE_SECONDS = 10.0
@@ -357,7 +352,7 @@ class SQLiteStore(LogStore):
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             for row in con.execute(
-                f"{_SELECT} WHERE e.org_key = ? AND e.id IN ({', '.join('?' * len(chunk))})",
+                f"{SELECT_EVENTS} WHERE e.org_key = ? AND e.id IN ({', '.join('?' * len(chunk))})",
                 [org_key, *chunk],
             ):
                 stored = row_to_stored(row)
@@ -387,7 +382,7 @@ class SQLiteStore(LogStore):
         # covers the filters, then read the page's rows; sorting whole rows, bodies
         # included, cost twice as much for a page drawn from hundreds of matches.
         sql = (
-            f"{_SELECT} WHERE e.rowid IN (SELECT e.rowid FROM events e {source} "
+            f"{SELECT_EVENTS} WHERE e.rowid IN (SELECT e.rowid FROM events e {source} "
             f"WHERE {where} {order} LIMIT ? OFFSET ?) {order}"
         )
         return sql, [*params, query.limit, query.offset]
@@ -518,7 +513,7 @@ class SQLiteStore(LogStore):
         if org_key is None:
             return
         where, params = where_clause(org_key, query, with_position=False)
-        sql = f"{_SELECT} WHERE {where} AND e.seq > ? ORDER BY e.seq LIMIT ?"
+        sql = f"{SELECT_EVENTS} WHERE {where} AND e.seq > ? ORDER BY e.seq LIMIT ?"
         while True:
             rows = self._reader().execute(sql, [*params, after_seq, batch]).fetchall()
             for row in rows:
@@ -574,12 +569,12 @@ class SQLiteStore(LogStore):
         self._write(lambda con: con.execute(f"INSERT INTO api_keys VALUES ({_PLACES9})", row))
 
     def get_key(self, key_id: str) -> ApiKey | None:
-        row = self._reader().execute(f"{_KEY_SELECT} WHERE id = ?", (key_id,)).fetchone()
+        row = self._reader().execute(f"{SELECT_KEYS} WHERE id = ?", (key_id,)).fetchone()
         return row_to_key(row) if row else None
 
     def list_keys(self, org_id: str) -> list[ApiKey]:
         rows = self._reader().execute(
-            f"{_KEY_SELECT} WHERE org_id = ? ORDER BY created_us, id", (org_id,)
+            f"{SELECT_KEYS} WHERE org_id = ? ORDER BY created_us, id", (org_id,)
         )
         return [row_to_key(r) for r in rows]
 
