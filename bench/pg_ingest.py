@@ -16,7 +16,6 @@ processes; ``--processes`` measures that shape (each process its own store and p
 from __future__ import annotations
 
 import argparse
-import gc
 import multiprocessing
 import sys
 import threading
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _data import batches
 from _pg import copy_batches, drop_database, fresh_database, prepared_batches
+from trailkeeper.server._process import tune_process
 from trailkeeper.service import AuditService
 from trailkeeper.store._postgres import PostgresStore
 
@@ -97,8 +97,9 @@ def main() -> None:
     work = batches(args.events, seed=1)
     state: dict[str, int] = {}
     prepared = list(prepared_batches(work, NOW, state))
-    gc.collect()
-    gc.freeze()  # both sides' inputs live all run; keep the collector off them
+    # As `serve` sets up its process (switch interval, heap frozen); both sides' inputs live
+    # all run, frozen with it, so the collector stays off them.
+    tune_process()
 
     ratios = []
     try:

@@ -105,6 +105,11 @@ class AuditService(AccessMixin):
         self.rules = rules or EventRules()
         self.read_audit_failures = 0
         self._own_lock = threading.Lock()
+        # Validation is pure Python: the interpreter runs one thread of it at a time whatever
+        # the lock. Queued here, ingest threads leave the interpreter to the few that hold a
+        # database lock (PostgreSQL's org head) and wait on the network; contending for it
+        # instead, they delay each of those round trips and so every ingest of that org.
+        self._validating = threading.Lock()
         self._own_pending: dict[str, list[PreparedEvent]] = {}
         self._own_flusher: threading.Thread | None = None
         self._own_stop = threading.Event()
@@ -170,23 +175,11 @@ class AuditService(AccessMixin):
         """Validate a batch; return its distinct events and, per input, its slot among them."""
         _check_org(org_id)
         received_at = self._clock()
-        rules = self.rules
         errors: list[FieldError] = []
         prepared: list[PreparedEvent] = []
         defaulted: list[int] = []
-        for index, raw in enumerate(events):
-            try:
-                parsed = parse_event(
-                    raw, org_id=org_id, received_at=received_at, rules=rules, index=index
-                )
-                canonical = parsed.event.canonical_bytes()
-                check_event_size(parsed.event, canonical, rules.limits, index)
-            except EventValidationError as exc:
-                errors.extend(exc.errors)
-                continue
-            if parsed.time_defaulted:
-                defaulted.append(len(prepared))
-            prepared.append(PreparedEvent(parsed.event, canonical, leaf_hash(canonical)))
+        with self._validating:
+            self._validate(org_id, events, received_at, prepared, defaulted, errors)
         if errors:
             raise EventValidationError(errors)
         if defaulted:
@@ -212,6 +205,32 @@ class AuditService(AccessMixin):
             raise EventValidationError(errors)
 
         return unique, position
+
+    def _validate(
+        self,
+        org_id: str,
+        events: Sequence[Mapping[str, Any]],
+        received_at: datetime,
+        prepared: list[PreparedEvent],
+        defaulted: list[int],
+        errors: list[FieldError],
+    ) -> None:
+        """Parse, encode and hash each event into ``prepared``, or its problems into
+        ``errors``; ``defaulted``: the positions of events whose time was defaulted."""
+        rules = self.rules
+        for index, raw in enumerate(events):
+            try:
+                parsed = parse_event(
+                    raw, org_id=org_id, received_at=received_at, rules=rules, index=index
+                )
+                canonical = parsed.event.canonical_bytes()
+                check_event_size(parsed.event, canonical, rules.limits, index)
+            except EventValidationError as exc:
+                errors.extend(exc.errors)
+                continue
+            if parsed.time_defaulted:
+                defaulted.append(len(prepared))
+            prepared.append(PreparedEvent(parsed.event, canonical, leaf_hash(canonical)))
 
     def submit_own(self, org_id: str, events: Sequence[Mapping[str, Any]]) -> None:
         """Ingest the log's own events (reads of the log) without waiting for a commit.

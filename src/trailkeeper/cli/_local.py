@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import re
 import sys
@@ -41,13 +40,11 @@ def run_server(service: AuditService, host: str, port: int, log_level: str) -> N
     import uvicorn
 
     from ..server import create_app
+    from ..server._process import tune_process
 
     secret = Settings.from_env().session_secret
     app = create_app(service, session_secret=secret.encode() if secret else None)
-    # The imports and the app are ~all of the heap and live as long as the process: moved
-    # out of the collector's generations, they are not walked again on every collection.
-    gc.collect()
-    gc.freeze()
+    tune_process()
     # Open live streams (/v1/events/stream) never end by themselves: give them 3 s.
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3)
 

@@ -21,11 +21,8 @@ def format_time(value: datetime) -> str:
 
     ``2026-11-26T02:20:09.000000Z``; every stored time has exactly this shape.
     """
-    utc = value.astimezone(UTC)
-    return (
-        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
-        f"{utc.second:02d}.{utc.microsecond:06d}Z"
-    )
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" becomes "Z"
 
 
 def to_micros(value: datetime) -> int:

@@ -19,6 +19,7 @@ from ..config import Settings
 from ..service import AuditService
 from ..store import open_store
 from ._app import create_app
+from ._process import tune_process
 
 FACTORY = "trailkeeper.server._factory:app_from_env"
 
@@ -39,6 +40,7 @@ def app_from_env() -> FastAPI:
         service.close()
 
     app.router.lifespan_context = lifespan
+    tune_process()
     return app
 
 
