@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -27,6 +29,7 @@ from trailkeeper.events import (
     leaf_hash,
     parse_event,
 )
+from trailkeeper.events import _validate as _validate_module
 
 MakeEvent = Callable[..., dict[str, Any]]
 
@@ -1205,3 +1208,77 @@ def test_an_event_round_trips_through_its_dict(full_event: Event) -> None:
 def test_a_minimal_event_round_trips_through_its_dict() -> None:
     event = parse({"operation": "auth.logout", "actor": "alice"})
     assert Event.from_dict(event.to_dict()) == event
+
+
+# -- the fast paths: ids seen valid before must not change any outcome -----------------------
+
+_ABSENT = object()
+_IDS = ["alice", "app-1", "svc:build", "", "bad id", "x" * 129, "ü", None, 5, _ABSENT]
+_NAMES = ["Alice", "tab\there", "x" * 300, "line\nbreak", None, 7, _ABSENT]
+_EXTRA: list[dict[str, Any]] = [{}, {"owner": "bob"}]
+
+
+def _fields(**fields: object) -> dict[str, object]:
+    return {name: value for name, value in fields.items() if value is not _ABSENT}
+
+
+def _outcome(raw: dict[str, Any]) -> object:
+    try:
+        return validate(raw).event
+    except EventValidationError as exc:
+        return exc.errors
+
+
+class _List(list[Any]):
+    """A list that is not exactly ``list``: the shortcut is for plain lists only."""
+
+
+def _unusual(value: object) -> object:
+    """``value`` in containers that are not exactly dict and list: parsed the long way."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: _unusual(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return _List(_unusual(v) for v in value)
+    return value
+
+
+def _same_cold_and_warm(actor: object, targets: object) -> None:
+    def outcome(actor: object, targets: object) -> object:
+        return _outcome(
+            {
+                "id": VALID_UUID,
+                "time": "2026-11-26T11:00:00Z",
+                "operation": "model.create",
+                "actor": actor,
+                "targets": targets,
+            }
+        )
+
+    _validate_module._GOOD_IDS.clear()
+    expected = outcome(_unusual(actor), _unusual(targets))  # every id checked, named if bad
+    _validate_module._GOOD_IDS.clear()
+    assert outcome(actor, targets) == expected, (actor, targets)  # cold
+    assert outcome(actor, targets) == expected, (actor, targets)  # its valid ids now known
+
+
+def test_an_actor_parses_the_same_whether_or_not_its_id_was_seen_before() -> None:
+    kinds = ["user", "service", "anonymous", "robot", 3, None, _ABSENT]
+    emails = ["a@example.com", "not-an-email", "a@b\x00c", "é" * 400, None, _ABSENT]
+    for actor_id, kind, name, email, extra in itertools.product(
+        _IDS, kinds, _NAMES, emails, _EXTRA
+    ):
+        actor = _fields(id=actor_id, type=kind, name=name, email=email) | extra
+        _same_cold_and_warm(actor, None)
+    for plain in ("alice", "bad id", 7):
+        _same_cold_and_warm(plain, None)
+
+
+def test_targets_parse_the_same_whether_or_not_their_ids_were_seen_before() -> None:
+    kinds = ["app", "model", "planet", 7, None, _ABSENT]
+    good = {"type": "app", "id": "app-1", "name": "Alice"}
+    for kind, target_id, name, extra in itertools.product(kinds, _IDS, _NAMES, _EXTRA):
+        target = _fields(type=kind, id=target_id, name=name) | extra
+        for targets in ([target], [good, target], [target, good]):
+            _same_cold_and_warm("alice", targets)
+    for targets in ("app-1", ["app-1"], [good] * 65, [good, "app-1"], 7):
+        _same_cold_and_warm("alice", targets)

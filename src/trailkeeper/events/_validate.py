@@ -153,7 +153,7 @@ def parse_event(
         c.add("(event)", f"an event must be a JSON object, not {_kind(raw)}")
         raise EventValidationError(c.errors)
 
-    for key in raw:
+    for key in () if type(raw) is dict and raw.keys() <= EVENT_FIELDS else raw:
         if key in SERVER_FIELDS:
             c.add(str(key), "is assigned by the server; leave it out")
         elif key not in EVENT_FIELDS:
@@ -376,6 +376,11 @@ def _ident(value: object, name: str, c: _Collector, *, required: bool = True) ->
     return value
 
 
+def _plain_text(value: object, limit: int) -> bool:
+    """Whether ``value`` passes ``_text`` as a one-line field (without saying why not)."""
+    return type(value) is str and len(value) <= limit and _CONTROL.search(value) is None
+
+
 def _text(value: object, name: str, limit: int, c: _Collector, multiline: bool) -> str | None:
     if value is None:
         return None
@@ -391,10 +396,25 @@ def _text(value: object, name: str, limit: int, c: _Collector, multiline: bool) 
     return value
 
 
+_ACTOR_FIELDS = frozenset({"id", "type", "name", "email"})
+
+
 def _parse_actor(value: object, limits: Limits, c: _Collector) -> Actor | None:
     if value is None:
         c.add("actor", "is required: an object with at least an 'id'")
         return None
+    if type(value) is dict and value.keys() <= _ACTOR_FIELDS:  # the common case, as targets
+        kind, actor_id = value.get("type", "user"), value.get("id")
+        name, email = value.get("name"), value.get("email")
+        if (
+            type(kind) is str
+            and kind in ACTOR_TYPES
+            and type(actor_id) is str
+            and actor_id in _GOOD_IDS
+            and (name is None or _plain_text(name, limits.name))
+            and (email is None or (_plain_text(email, limits.email) and _EMAIL.fullmatch(email)))
+        ):
+            return Actor(actor_id, kind, name, email)  # type: ignore[arg-type]
     if isinstance(value, str):
         value = {"id": value}
     if not isinstance(value, Mapping):
@@ -403,7 +423,7 @@ def _parse_actor(value: object, limits: Limits, c: _Collector) -> Actor | None:
         )
         return None
     for key in value:
-        if key not in ("id", "type", "name", "email"):
+        if key not in _ACTOR_FIELDS:
             c.add(f"actor.{key}", "is not an actor field (id, type, name, email)")
     kind = value.get("type", "user")
     if kind not in ACTOR_TYPES:
@@ -422,9 +442,32 @@ def _parse_actor(value: object, limits: Limits, c: _Collector) -> Actor | None:
     return Actor(actor_id, kind, name, email)
 
 
+_TARGET_FIELDS = frozenset({"type", "id", "name"})
+
+
 def _parse_targets(value: object, limits: Limits, c: _Collector) -> tuple[Target, ...]:
     if value is None:
         return ()
+    if type(value) is list and len(value) <= limits.targets:
+        # The common case, checked without building a field name per target: plain objects
+        # of known fields, types and ids seen valid before, names with no control character.
+        # Anything else goes the way below, which names each problem.
+        out = []
+        for item in value:
+            if type(item) is not dict or not item.keys() <= _TARGET_FIELDS:
+                break
+            kind, target_id, name = item.get("type"), item.get("id"), item.get("name")
+            if (
+                type(kind) is not str
+                or kind not in TARGET_TYPES
+                or type(target_id) is not str
+                or target_id not in _GOOD_IDS
+                or (name is not None and not _plain_text(name, limits.name))
+            ):
+                break
+            out.append(Target(kind, target_id, name))
+        else:
+            return tuple(out)
     if not isinstance(value, list):
         c.add("targets", f"must be an array of {{type, id, name?}} objects, not {_kind(value)}")
         return ()
@@ -438,7 +481,7 @@ def _parse_targets(value: object, limits: Limits, c: _Collector) -> tuple[Target
             c.add(where, f"must be an object with 'type' and 'id', not {_kind(item)}")
             continue
         for key in item:
-            if key not in ("type", "id", "name"):
+            if key not in _TARGET_FIELDS:
                 c.add(f"{where}.{key}", "is not a target field (type, id, name)")
         kind = item.get("type")
         if not isinstance(kind, str) or kind not in TARGET_TYPES:
