@@ -6,9 +6,10 @@ databases on the same server, created by the same migrations: the service throug
 deduplication, COPY), the baseline by COPY alone, its rows computed before its clock starts.
 Target (issue #6): service / raw >= 0.5.
 
-Threads in one process share its interpreter lock: validation and hashing are Python, so
-one process tops out near 10k events/s on this machine. ``serve --workers N`` runs N
-processes; ``--processes`` measures that shape (each process its own store and pools).
+Producers are threads calling ``ingest`` at once, as a server's requests do; the process is
+set up as ``serve`` sets up its own (``tune_process``). Threads in one process share its
+interpreter lock (validation and hashing are Python); ``serve --workers N`` runs N processes,
+and ``--processes`` measures that shape (each process its own store and pools).
 
     python bench/pg_ingest.py [--events 1000000] [--producers 1 4] [--processes 1 2]
 """
