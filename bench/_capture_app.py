@@ -14,13 +14,14 @@ import sqlite3
 import sys
 import time
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
 import uvicorn
 
 
-async def bare(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def bare(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     await send(

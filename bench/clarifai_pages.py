@@ -57,9 +57,16 @@ def main() -> None:
     deepest = min(100_000, matching) // 1000
     for page, size in [(1, 128), (10, 128), (100, 128), (10, 1000), (deepest, 1000)]:
         assert window((page - 1) * size, size) == walk(page, size), (page, size)
-        w50, w95 = p50_p95(lambda p=page, s=size: window((p - 1) * s, s), args.runs, warm=3)
+
+        def windowed(p: int = page, s: int = size) -> list[object]:
+            return window((p - 1) * s, s)
+
+        def walked(p: int = page, s: int = size) -> list[object]:
+            return walk(p, s)
+
+        w50, w95 = p50_p95(windowed, args.runs, warm=3)
         runs = max(3, args.runs // page)  # the walk is slow at depth: fewer samples
-        b50, b95 = p50_p95(lambda p=page, s=size: walk(p, s), runs, warm=1)
+        b50, b95 = p50_p95(walked, runs, warm=1)
         print(f"{page:>5} x {size:<14} {w50:9.2f}ms {w95:7.2f}ms {b50:9.2f}ms {b95:7.2f}ms"
               f" {w95 / b95:5.3f}")  # fmt: skip
 

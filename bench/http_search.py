@@ -56,7 +56,7 @@ def main() -> None:
             cursor = None
             for _ in range(99):
                 params = [("limit", "50")] + ([("cursor", cursor)] if cursor else [])
-                cursor = http.get("/v1/events", params=params).json()["next_cursor"]
+                cursor = http.get("/v1/events", params=tuple(params)).json()["next_cursor"]
             print(f"{args.events:,} events over HTTP, {args.runs} runs each")
             print(f"/healthz: p50 {h50:.3f} ms, p95 {h95:.3f} ms")
             print(f"{'shape':28} {'p50':>9} {'p95':>9} {'p95 / healthz p95':>18}  target <= 3")
@@ -73,7 +73,7 @@ def main() -> None:
                 assert len(first.json()["events"]) == 50
 
                 def call(p: list[tuple[str, str]] = params) -> None:
-                    response = http.get("/v1/events", params=p)
+                    response = http.get("/v1/events", params=tuple(p))
                     if response.status_code != 200:
                         raise AssertionError(response.text)
 

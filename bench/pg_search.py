@@ -38,8 +38,9 @@ from _shapes import ORG, p50_p95, shapes_with_cursors
 from trailkeeper.events import Event
 from trailkeeper.filters import Filters
 from trailkeeper.service import AuditService, _decode_cursor, _fingerprint
-from trailkeeper.store._postgres import _SELECT, PostgresStore
+from trailkeeper.store._postgres import PostgresStore
 from trailkeeper.store._postgres_rows import where_clause
+from trailkeeper.store._rows import SELECT_EVENTS
 
 LATER = END + timedelta(days=1)  # the receive clock: after every generated event
 
@@ -99,13 +100,17 @@ def main() -> None:
         if cur is not None:
             query = replace(query, after=_decode_cursor(cur, "desc", _fingerprint(query)))
         where, params = where_clause(org_key, query, with_position=True)
-        sql = f"{_SELECT} WHERE {where} ORDER BY e.time_us DESC, e.seq DESC LIMIT %s".encode()
+        sql = f"{SELECT_EVENTS} WHERE {where} ORDER BY e.time_us DESC, e.seq DESC LIMIT %s".encode()
 
         def decoded(f: Filters = filters, c: str | None = cur) -> list[Event]:
             return [e.event for e in service.search(ORG, f, limit=50, cursor=c).events]
 
         s50, s95 = p50_p95(decoded, args.runs)
-        r50, r95 = p50_p95(lambda q=sql, p=params: raw.execute(q, [*p, 51]).fetchall(), args.runs)
+
+        def statement(q: bytes = sql, p: list[Any] = params) -> list[Any]:
+            return raw.execute(q, [*p, 51]).fetchall()
+
+        r50, r95 = p50_p95(statement, args.runs)
         worst = max(worst, s95)
         verdict = "ok" if s95 <= 5.0 else "OVER"
         row = f"{label:28} {s50:10.3f}ms {s95:6.3f}ms {r50:10.3f}ms {r95:6.3f}ms"

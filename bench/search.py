@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import sqlite3
 import sys
 import time
 from collections import defaultdict
@@ -32,7 +33,8 @@ from _shapes import ORG, p50_p95, shapes_with_cursors
 from trailkeeper.events import Event
 from trailkeeper.filters import Filters
 from trailkeeper.service import AuditService
-from trailkeeper.store._sqlite import _SELECT, SQLiteStore
+from trailkeeper.store._rows import SELECT_EVENTS
+from trailkeeper.store._sqlite import SQLiteStore
 from trailkeeper.store._sqlite_rows import where_clause
 
 LATER = END + timedelta(days=1)  # the receive clock: after every generated event
@@ -57,7 +59,6 @@ def build(path: Path, count: int) -> None:
 def _pristine(path: Path, count: int) -> bool:
     """Whether the data set holds exactly the generated events (a served copy gains records
     of reads; a copy used in place would skew the newest pages)."""
-    import sqlite3
 
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -106,7 +107,7 @@ def main() -> None:
 
             query = replace(query, after=_decode_cursor(cur, "desc", _fingerprint(query)))
         where, params = where_clause(org_key, query, with_position=True)
-        sql = f"{_SELECT} WHERE {where} ORDER BY e.time_us DESC, e.rowid DESC LIMIT ?"
+        sql = f"{SELECT_EVENTS} WHERE {where} ORDER BY e.time_us DESC, e.rowid DESC LIMIT ?"
         con = store._reader()
 
         def decoded(f: Filters = filters, c: str | None = cur) -> list[Event]:
@@ -114,9 +115,11 @@ def main() -> None:
             return [e.event for e in service.search(ORG, f, limit=50, cursor=c).events]
 
         s50, s95 = p50_p95(decoded, args.runs)
-        r50, r95 = p50_p95(
-            lambda c=con, q=sql, p=params: c.execute(q, [*p, 51]).fetchall(), args.runs
-        )
+
+        def raw(c: sqlite3.Connection = con, q: str = sql, p: list[Any] = params) -> list[Any]:
+            return c.execute(q, [*p, 51]).fetchall()
+
+        r50, r95 = p50_p95(raw, args.runs)
         worst = max(worst, s95)
         verdict = "ok" if s95 <= 2.0 else "OVER"
         row = f"{label:28} {s50:10.3f}ms {s95:6.3f}ms {r50:10.3f}ms {r95:6.3f}ms"
