@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from conftest import FakeClock
 from trailkeeper.events import REDACTED, EventValidationError
 from trailkeeper.filters import Filters, Match
-from trailkeeper.service import AuditService, QueryError
+from trailkeeper.service import VALIDATE_CHUNK, AuditService, QueryError
 from trailkeeper.store import ConflictError
 
 MakeEvent = Callable[..., dict[str, Any]]
@@ -34,6 +36,44 @@ def test_one_invalid_event_refuses_the_batch_and_names_each_bad_event(
         service.ingest("acme", batch)
     assert [(e.index, e.field) for e in caught.value.errors] == [(1, "source_ip"), (2, "operation")]
     assert service.size("acme") == 0
+
+
+def test_a_batch_longer_than_a_validation_chunk_names_and_stores_every_event_in_order(
+    service: AuditService, make_event: MakeEvent, clock: FakeClock
+) -> None:
+    # Ingest validates in chunks of VALIDATE_CHUNK events: indexes, errors, defaulted times
+    # and ids repeated across chunks are as for one pass over the batch.
+    size = VALIDATE_CHUNK * 2 + 7
+    bad = [3, VALIDATE_CHUNK, VALIDATE_CHUNK * 2 + 1]
+    batch = [make_event(source_ip="999.1.1.1" if i in bad else None) for i in range(size)]
+    with pytest.raises(EventValidationError) as caught:
+        service.ingest("acme", batch)
+    assert [(e.index, e.field) for e in caught.value.errors] == [(i, "source_ip") for i in bad]
+    assert service.size("acme") == 0
+
+    batch = [make_event(id=f"0192f0c8-7d2e-7c3a-9f1e-{i:012d}") for i in range(size)]
+    batch[VALIDATE_CHUNK + 5] = dict(batch[2])  # the same event again, in the next chunk
+    del batch[VALIDATE_CHUNK * 2 + 3]["time"]  # defaulted to the receive time
+    result = service.ingest("acme", batch)
+    assert (result.accepted, result.duplicates) == (size - 1, 1)
+    assert result.events[VALIDATE_CHUNK + 5] == replace(result.events[2], duplicate=True)
+    stored = service.get("acme", result.events[VALIDATE_CHUNK * 2 + 3].id)
+    assert stored is not None
+    assert stored.event.time == clock()
+    assert [e.seq for e in result.events if not e.duplicate] == list(range(size - 1))
+
+
+def test_records_of_reads_do_not_wait_for_ingests_validating(
+    service: AuditService, make_event: MakeEvent
+) -> None:
+    # Some are made on the event loop: behind a batch's validation they would stall it.
+    recorded = threading.Event()
+    with service._validating:  # as while an ingest validates a chunk
+        threading.Thread(
+            target=lambda: (service.submit_own("acme", [make_event()]), recorded.set()),
+            daemon=True,
+        ).start()
+        assert recorded.wait(10)
 
 
 def test_resending_a_batch_reports_duplicates_and_keeps_seqs(

@@ -36,11 +36,11 @@ def app_from_env() -> FastAPI:
     @asynccontextmanager
     async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
         async with inner(app_) as state:
+            tune_process()  # at startup, not when the app is built: only a serving process
             yield state
         service.close()
 
     app.router.lifespan_context = lifespan
-    tune_process()
     return app
 
 
