@@ -14,7 +14,7 @@ import psycopg
 
 from trailkeeper.events import EventRules, leaf_hash, parse_event, to_micros
 from trailkeeper.store import PreparedEvent
-from trailkeeper.store._postgres_rows import EVENT_COLUMNS, LEAF_COLUMNS, copy_tails
+from trailkeeper.store._postgres_rows import EVENT_COLUMNS, LEAF_COLUMNS, copy_leaf, copy_row
 from trailkeeper.store._postgres_schema import create_partitions, migrate, month_of
 
 SERVER = os.environ.get("TRAILKEEPER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -53,9 +53,9 @@ def prepared_batches(
             canonical = event.canonical_bytes()
             seq = state.setdefault(org, 0)
             state[org] = seq + 1
-            row, leaf = copy_tails(PreparedEvent(event, canonical, leaf_hash(canonical)), 0)
-            rows.append(f"{key}\t{seq}\t{row}")
-            leaves.append(f"{key}\t{seq}\t{leaf}")
+            prepared = PreparedEvent(event, canonical, leaf_hash(canonical))
+            rows.append(f"{key}\t{seq}\t{copy_row(prepared, 0)}")
+            leaves.append(f"{key}\t{seq}\t{copy_leaf(prepared)}")
             months.add(month_of(to_micros(event.time)))
         yield org, "".join(rows).encode(), "".join(leaves).encode(), months
 

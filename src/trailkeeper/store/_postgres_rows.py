@@ -99,20 +99,26 @@ def _targets(targets: Any) -> str:
     return _text("{" + ",".join(quoted) + "}")
 
 
-def copy_tails(prepared: PreparedEvent, received_us: int) -> tuple[str, str]:
-    """An event's lines for COPY (text format) into events and leaves, without their first
-    two columns (org_key, seq), which the caller puts in front under the org's lock.
+def copy_leaf(prepared: PreparedEvent) -> str:
+    """An event's line for COPY (text format) into leaves, without its first two columns
+    (org_key, seq), which the caller puts in front once it holds the org's head."""
+    return (
+        f"{prepared.event.id}\t{to_micros(prepared.event.time)}\t\\\\x{prepared.leaf_hash.hex()}\n"
+    )
 
-    Formatted here rather than by the driver row by row, so the lock is held only while the
-    database works, not while Python formats a thousand rows.
+
+def copy_row(prepared: PreparedEvent, received_us: int) -> str:
+    """An event's line for COPY (text format) into events, without its first two columns
+    (org_key, seq), as ``copy_leaf``.
+
+    Formatted here as text: the driver's ``write_row``, row by row, measured slower
+    (bench/RESULTS.md).
     """
     event = prepared.event
-    time_us = to_micros(event.time)
-    leaf = "\\\\x" + prepared.leaf_hash.hex()
     ip = "\\\\x" + ip_key(event.source_ip).hex() if event.source_ip else "\\N"
     row = "\t".join(
         (
-            str(time_us),
+            str(to_micros(event.time)),
             str(received_us),
             _text(event.app_id),
             _text(event.actor.id),
@@ -122,11 +128,11 @@ def copy_tails(prepared: PreparedEvent, received_us: int) -> tuple[str, str]:
             _text(event.request_id),
             _targets(event.targets),
             _text(tsvector_literal(fts_text(event))),
-            leaf,
+            "\\\\x" + prepared.leaf_hash.hex(),
             "\\\\x" + prepared.canonical.hex(),
         )
     )
-    return f"{row}\n", f"{event.id}\t{time_us}\t{leaf}\n"
+    return f"{row}\n"
 
 
 def _values(values: tuple[str, ...]) -> list[str]:
