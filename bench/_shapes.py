@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 from _data import END
 from trailkeeper.filters import Filters, Match
-from trailkeeper.service import AuditService
+from trailkeeper.service import AuditService, _decode_cursor, _fingerprint
+from trailkeeper.store._query import SearchQuery
 
 ORG = "acme"
 WEEK_AGO = END - timedelta(days=7)
@@ -71,3 +74,39 @@ def p50_p95(fn: Callable[[], object], runs: int, warm: int = 20) -> tuple[float,
         samples.append(time.perf_counter() - started)
     q = statistics.quantiles(samples, n=100, method="inclusive")
     return q[49] * 1000, q[94] * 1000
+
+
+def time_shapes(
+    service: AuditService,
+    events: int,
+    runs: int,
+    target_ms: float,
+    statement: Callable[[SearchQuery], Callable[[], object]],
+) -> None:
+    """Time each shape's first page (50 events, each decoded) through ``service.search``
+    against the one statement the store sends for it, run raw: ``statement(query)`` returns a
+    call that runs it. Prints a row a shape and the verdict on the service's p95."""
+    shapes = shapes_with_cursors(service)
+    gc.freeze()  # the data set's pages and the app: not walked by collections while timing
+    print(f"{events:,} events; org {ORG!r} holds {service.size(ORG):,}; {runs} runs each")
+    header = f"{'shape':28} {'service p50':>12} {'p95':>8} {'1-stmt p50':>12} {'p95':>8}"
+    print(f"{header} {'ratio':>6}  target")
+    worst = 0.0
+    for label, filters, cur in shapes:
+        page = service.search(ORG, filters, limit=50, cursor=cur)
+        assert len(page.events) == 50, (label, len(page.events))
+        query = service.compile(filters, limit=51)
+        if cur is not None:
+            query = replace(query, after=_decode_cursor(cur, "desc", _fingerprint(query)))
+
+        def decoded(f: Filters = filters, c: str | None = cur) -> list[object]:
+            # StoredEvent decodes lazily; read every event so decoding is in the measure.
+            return [e.event for e in service.search(ORG, f, limit=50, cursor=c).events]
+
+        s50, s95 = p50_p95(decoded, runs)
+        r50, r95 = p50_p95(statement(query), runs)
+        worst = max(worst, s95)
+        verdict = "ok" if s95 <= target_ms else "OVER"
+        row = f"{label:28} {s50:10.3f}ms {s95:6.3f}ms {r50:10.3f}ms {r95:6.3f}ms"
+        print(f"{row} {s95 / r95:6.2f}  <={target_ms:g}ms {verdict}", flush=True)
+    print("PASS" if worst <= target_ms else "ABOVE TARGET", f"(worst p95 {worst:.3f} ms)")

@@ -18,12 +18,10 @@ same way (about 6 GB and, on a 2-core machine, about an hour).
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -34,12 +32,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _data import END, events
 from _pg import SERVER, copy_batches, fresh_database, prepared_batches
-from _shapes import ORG, p50_p95, shapes_with_cursors
-from trailkeeper.events import Event
-from trailkeeper.filters import Filters
-from trailkeeper.service import AuditService, _decode_cursor, _fingerprint
+from _shapes import ORG, time_shapes
+from trailkeeper.service import AuditService
 from trailkeeper.store._postgres import PostgresStore
 from trailkeeper.store._postgres_rows import where_clause
+from trailkeeper.store._query import SearchQuery
 from trailkeeper.store._rows import SELECT_EVENTS
 
 LATER = END + timedelta(days=1)  # the receive clock: after every generated event
@@ -85,39 +82,16 @@ def main() -> None:
     service = AuditService(store)
     org_key = store._org_key(ORG)
     assert org_key is not None
-
-    shapes = shapes_with_cursors(service)
-    gc.freeze()
     raw = psycopg.connect(url, autocommit=True, prepare_threshold=None)
-    print(f"{args.events:,} events; org {ORG!r} holds {service.size(ORG):,}; {args.runs} runs each")
-    header = f"{'shape':28} {'service p50':>12} {'p95':>8} {'1-stmt p50':>12} {'p95':>8}"
-    print(f"{header} {'ratio':>6}  target")
-    worst = 0.0
-    for label, filters, cur in shapes:
-        page = service.search(ORG, filters, limit=50, cursor=cur)
-        assert len(page.events) == 50, (label, len(page.events))
-        query = service.compile(filters, limit=51)
-        if cur is not None:
-            query = replace(query, after=_decode_cursor(cur, "desc", _fingerprint(query)))
+
+    def statement(query: SearchQuery) -> Callable[[], object]:
         where, params = where_clause(org_key, query, with_position=True)
         sql = f"{SELECT_EVENTS} WHERE {where} ORDER BY e.time_us DESC, e.seq DESC LIMIT %s".encode()
+        return lambda: raw.execute(sql, [*params, 51]).fetchall()
 
-        def decoded(f: Filters = filters, c: str | None = cur) -> list[Event]:
-            return [e.event for e in service.search(ORG, f, limit=50, cursor=c).events]
-
-        s50, s95 = p50_p95(decoded, args.runs)
-
-        def statement(q: bytes = sql, p: list[Any] = params) -> list[Any]:
-            return raw.execute(q, [*p, 51]).fetchall()
-
-        r50, r95 = p50_p95(statement, args.runs)
-        worst = max(worst, s95)
-        verdict = "ok" if s95 <= 5.0 else "OVER"
-        row = f"{label:28} {s50:10.3f}ms {s95:6.3f}ms {r50:10.3f}ms {r95:6.3f}ms"
-        print(f"{row} {s95 / r95:6.2f}  <=5ms {verdict}", flush=True)
+    time_shapes(service, args.events, args.runs, 5.0, statement)
     raw.close()
     service.close()
-    print("PASS" if worst <= 5.0 else "ABOVE TARGET", f"(worst p95 {worst:.3f} ms)")
 
 
 if __name__ == "__main__":

@@ -17,11 +17,11 @@ bench/data/ (git-ignored); delete the file to rebuild it.
 from __future__ import annotations
 
 import argparse
-import gc
 import sqlite3
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _data import END, events
-from _shapes import ORG, p50_p95, shapes_with_cursors
-from trailkeeper.events import Event
-from trailkeeper.filters import Filters
+from _shapes import ORG, time_shapes
 from trailkeeper.service import AuditService
+from trailkeeper.store._query import SearchQuery
 from trailkeeper.store._rows import SELECT_EVENTS
 from trailkeeper.store._sqlite import SQLiteStore
 from trailkeeper.store._sqlite_rows import where_clause
@@ -90,42 +89,15 @@ def main() -> None:
     service = AuditService(store)
     org_key = store._org_key(ORG)
     assert org_key is not None
-    shapes = shapes_with_cursors(service)
-    gc.freeze()
-    print(f"{args.events:,} events; org {ORG!r} holds {service.size(ORG):,}; {args.runs} runs each")
-    header = f"{'shape':28} {'service p50':>12} {'p95':>8} {'1-stmt p50':>12} {'p95':>8}"
-    print(f"{header} {'ratio':>6}  target")
-    worst = 0.0
-    for label, filters, cur in shapes:
-        page = service.search(ORG, filters, limit=50, cursor=cur)
-        assert len(page.events) == 50, (label, len(page.events))
-        query = service.compile(filters, limit=51)
-        if cur is not None:
-            from dataclasses import replace
+    con = store._reader()
 
-            from trailkeeper.service import _decode_cursor, _fingerprint
-
-            query = replace(query, after=_decode_cursor(cur, "desc", _fingerprint(query)))
+    def statement(query: SearchQuery) -> Callable[[], object]:
         where, params = where_clause(org_key, query, with_position=True)
         sql = f"{SELECT_EVENTS} WHERE {where} ORDER BY e.time_us DESC, e.rowid DESC LIMIT ?"
-        con = store._reader()
+        return lambda: con.execute(sql, [*params, 51]).fetchall()
 
-        def decoded(f: Filters = filters, c: str | None = cur) -> list[Event]:
-            # StoredEvent decodes lazily; read every event so decoding is in the measure.
-            return [e.event for e in service.search(ORG, f, limit=50, cursor=c).events]
-
-        s50, s95 = p50_p95(decoded, args.runs)
-
-        def raw(c: sqlite3.Connection = con, q: str = sql, p: list[Any] = params) -> list[Any]:
-            return c.execute(q, [*p, 51]).fetchall()
-
-        r50, r95 = p50_p95(raw, args.runs)
-        worst = max(worst, s95)
-        verdict = "ok" if s95 <= 2.0 else "OVER"
-        row = f"{label:28} {s50:10.3f}ms {s95:6.3f}ms {r50:10.3f}ms {r95:6.3f}ms"
-        print(f"{row} {s95 / r95:6.2f}  <=2ms {verdict}")
+    time_shapes(service, args.events, args.runs, 2.0, statement)
     service.close()
-    print("PASS" if worst <= 2.0 else "ABOVE TARGET", f"(worst p95 {worst:.3f} ms)")
 
 
 if __name__ == "__main__":
