@@ -94,6 +94,19 @@ def _pool(url: str, name: str, size: int) -> ConnectionPool[Con]:
     )
 
 
+def _head_row(con: Con, org_id: str, sql: str, params: tuple[Any, ...]) -> tuple[int, int]:
+    """(org_key, size) from ``sql``, which locks the org's head row; the org is made first if
+    it has none yet."""
+    row = con.execute(sql, params).fetchone()
+    if row is None:
+        con.execute(
+            "INSERT INTO orgs (org_id) VALUES (%s) ON CONFLICT (org_id) DO NOTHING", (org_id,)
+        )
+        row = con.execute(sql, params).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
 class PostgresStore(LogStore):
     """The PostgreSQL backend. ``PostgresStore(url)`` connects, migrates and makes partitions.
 
@@ -240,25 +253,12 @@ class PostgresStore(LogStore):
         """Lock the org's head and move it ``count`` on, in one statement; the org's key and
         the first seq claimed. Rolled back with the append if that fails."""
         claim = "UPDATE orgs SET size = size + %s WHERE org_id = %s RETURNING org_key, size"
-        row = con.execute(claim, (count, org_id)).fetchone()
-        if row is None:
-            con.execute(
-                "INSERT INTO orgs (org_id) VALUES (%s) ON CONFLICT (org_id) DO NOTHING", (org_id,)
-            )
-            row = con.execute(claim, (count, org_id)).fetchone()
-        assert row is not None
-        return int(row[0]), int(row[1]) - count
+        org_key, size = _head_row(con, org_id, claim, (count, org_id))
+        return org_key, size - count
 
     def _lock_head(self, con: Con, org_id: str) -> tuple[int, int]:
         select = "SELECT org_key, size FROM orgs WHERE org_id = %s FOR UPDATE"
-        row = con.execute(select, (org_id,)).fetchone()
-        if row is None:
-            con.execute(
-                "INSERT INTO orgs (org_id) VALUES (%s) ON CONFLICT (org_id) DO NOTHING", (org_id,)
-            )
-            row = con.execute(select, (org_id,)).fetchone()
-        assert row is not None
-        return int(row[0]), int(row[1])
+        return _head_row(con, org_id, select, (org_id,))
 
     @staticmethod
     def _insert(
