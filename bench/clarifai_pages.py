@@ -25,7 +25,7 @@ from _shapes import ORG, p50_p95
 from search import DATA, dataset
 from trailkeeper.clarifai import ClarifaiSearches, clarifai_operations
 from trailkeeper.filters import Filters, Match
-from trailkeeper.service import AuditService
+from trailkeeper.service import AuditService, RequestContext
 from trailkeeper.store._sqlite import SQLiteStore
 
 
@@ -71,14 +71,17 @@ def main() -> None:
               f" {w95 / b95:5.3f}")  # fmt: skip
 
     handler = ClarifaiSearches(service)
-    secret = service.create_key(ORG, ["events:read"])[1]
+    secret = service.keys.create(ORG, ["events:read"])[1]
     from clarifai_grpc.grpc.api import service_pb2
 
     request = service_pb2.PostAuditLogSearchesRequest()
     runs = args.runs * 5
     d50, d95 = p50_p95(lambda: window(0, 128), runs, warm=3)
-    g50, g95 = p50_p95(lambda: handler.search(request, f"Key {secret}", "me"), runs, warm=3)
-    j50, j95 = p50_p95(lambda: handler.search_json(b"{}", f"Key {secret}", "me"), runs, warm=3)
+    where = RequestContext(source_ip="127.0.0.1", user_agent="bench", face="clarifai-grpc")
+    g50, g95 = p50_p95(lambda: handler.search(request, f"Key {secret}", "me", where), runs, warm=3)
+    j50, j95 = p50_p95(
+        lambda: handler.search_json(b"{}", f"Key {secret}", "me", where), runs, warm=3
+    )
     print("PostAuditLogSearches, Clarifai's default request (128 entries), in-process:")
     print(f"  search_window alone    p50 {d50:6.2f} ms  p95 {d95:6.2f} ms")
     print(f"  gRPC handler (protobuf) p50 {g50:6.2f} ms  p95 {g95:6.2f} ms  ratio {g95 / d95:.2f}")

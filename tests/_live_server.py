@@ -32,7 +32,7 @@ class LiveServer:
     def key(self, org: str, *scopes: str) -> str:
         """A new key of ``org`` (made through the service, as `trailkeeper keys` does)."""
         with AuditService.open(self.db_url) as service:
-            _, secret = service.create_key(org, list(scopes or ["events:write"]))
+            _, secret = service.keys.create(org, list(scopes or ["events:write"]))
         return secret
 
     def start(self) -> None:

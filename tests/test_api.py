@@ -44,12 +44,12 @@ def http(service: AuditService) -> Iterator[Callable[[str | None], ASGIClient]]:
 
 @pytest.fixture
 def writer(service: AuditService) -> str:
-    return service.create_key("acme", ["events:write"], name="producer")[1]
+    return service.keys.create("acme", ["events:write"], name="producer")[1]
 
 
 @pytest.fixture
 def reader(service: AuditService) -> str:
-    return service.create_key("acme", ["events:read"], name="analyst")[1]
+    return service.keys.create("acme", ["events:read"], name="analyst")[1]
 
 
 def post(client: ASGIClient, events: list[dict[str, Any]]) -> Any:
@@ -110,8 +110,8 @@ def test_query_language_and_parameters_combine_with_and(
 def test_a_key_never_reads_or_writes_another_org(
     service: AuditService, http: Callable[[str | None], ASGIClient], make_event: MakeEvent
 ) -> None:
-    acme_write = service.create_key("acme", ["events:write"])[1]
-    globex_read = service.create_key("globex", ["events:read"])[1]
+    acme_write = service.keys.create("acme", ["events:write"])[1]
+    globex_read = service.keys.create("globex", ["events:read"])[1]
     acme_event = post(http(acme_write), [make_event()]).json()["events"][0]
     other = http(globex_read)
     assert other.get(f"/v1/events/{acme_event['id']}").status_code == 404
@@ -128,8 +128,8 @@ def test_a_key_never_reads_or_writes_another_org(
 def test_a_cursor_from_another_org_reveals_nothing(
     service: AuditService, http: Callable[[str | None], ASGIClient], make_event: MakeEvent
 ) -> None:
-    acme = service.create_key("acme", ["admin"])[1]
-    globex = service.create_key("globex", ["admin"])[1]
+    acme = service.keys.create("acme", ["admin"])[1]
+    globex = service.keys.create("globex", ["admin"])[1]
     post(http(acme), [make_event() for _ in range(3)])
     cursor = http(acme).get("/v1/events", params={"limit": 1}).json()["next_cursor"]
     page = http(globex).get("/v1/events", params={"limit": 1, "cursor": cursor}).json()
@@ -148,7 +148,7 @@ def test_an_app_limited_key_sees_only_its_apps(
             "events"
         ]
     ]
-    limited = http(service.create_key("acme", ["events:read"], apps=["main"])[1])
+    limited = http(service.keys.create("acme", ["events:read"], apps=["main"])[1])
     found = limited.get("/v1/events", params={"q": "operation:model.create"}).json()["events"]
     assert [e["app_id"] for e in found] == ["main"]
     assert limited.get(f"/v1/events/{ids[1]}").status_code == 404
@@ -301,7 +301,7 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(
     status: int,
     code: str,
 ) -> None:
-    admin = http(service.create_key("acme", ["admin"])[1])
+    admin = http(service.keys.create("acme", ["admin"])[1])
     before = service.size("acme")
     method, path = route.split(" ")
     response = admin.request(method, path, **kwargs)
@@ -335,7 +335,7 @@ def test_key_problems_are_refused_and_change_nothing(
     status: int,
     code: str,
 ) -> None:
-    key, secret = service.create_key("acme", ["events:write"], expires_in=timedelta(hours=1))
+    key, secret = service.keys.create("acme", ["events:write"], expires_in=timedelta(hours=1))
     if case == "missing":
         secret = ""
     elif case == "garbage":
@@ -345,9 +345,9 @@ def test_key_problems_are_refused_and_change_nothing(
     elif case == "expired":
         clock.advance(hours=2)
     elif case == "revoked":
-        service.revoke_key("acme", key.id)
+        service.keys.revoke("acme", key.id)
     else:
-        secret = service.create_key("acme", ["events:read"])[1]
+        secret = service.keys.create("acme", ["events:read"])[1]
     before = service.size("acme")
     response = post(http(secret or None), [make_event()])
     assert response.status_code == status
@@ -355,17 +355,21 @@ def test_key_problems_are_refused_and_change_nothing(
     assert service.size("acme") == before
 
 
-def test_a_search_with_a_huge_filter_is_answered_and_recorded_truncated(
+def test_a_search_with_a_huge_filter_is_answered_and_recorded_with_what_it_asked(
     service: AuditService, http: Callable[[str | None], ASGIClient], reader: str
 ) -> None:
     actors = [f"user-{i:05d}-" + "x" * 40 for i in range(400)]  # ~20 KB of filters
-    response = http(reader).post("/v1/events/search", json={"actor": actors})
+    padded_q = "permission" + " " * 4000 + "denied"
+    padding = ["ci-bot"] * 2000  # the same value again and again
+    body = {"actor": actors, "q": padded_q, "app": padding}
+    response = http(reader).post("/v1/events/search", json=body)
     assert response.status_code == 200, response.text
     service.flush_reads()
     record = [e for e in service.scan("acme") if e.event.operation == "audit_log.search"][-1]
-    assert record.event.metadata == {
-        "request": {"parameters": ["actor"]},
-        "truncated": True,
-        "bytes": record.event.metadata["bytes"],
-    }
-    assert record.event.metadata["bytes"] > 8192
+    request = record.event.metadata["request"]
+    # Padding goes first: the text searched for and the filter's first values stay.
+    assert request["q"] == "permission denied"
+    assert request["actor"] == actors[:20]
+    assert request["actor_count"] == 400
+    assert request["app"] == ["ci-bot"]
+    assert "truncated" not in record.event.metadata

@@ -98,6 +98,7 @@ OWN_OPERATIONS: list[str] = [
     "secret.delete",
     "audit_log.search",
     "audit_log.export",
+    "audit_log.stream",
     "audit_log.key.create",
     "audit_log.key.revoke",
     "audit_log.retention.change",

@@ -65,7 +65,7 @@ def signed_in(browser: ASGIClient, secret: str) -> str:
 def test_the_session_reads_but_never_writes(
     service: AuditService, browser: ASGIClient, make_event: object
 ) -> None:
-    _, secret = service.create_key("acme", ["events:read", "events:write"], name="both")
+    _, secret = service.keys.create("acme", ["events:read", "events:write"], name="both")
     cookie = signed_in(browser, secret)
     assert browser.get("/v1/events", headers={"Cookie": f"{COOKIE}={cookie}"}).status_code == 200
     write = browser.post(
@@ -80,9 +80,9 @@ def test_the_session_reads_but_never_writes(
 
 
 def test_revoking_the_key_ends_its_sessions(service: AuditService, browser: ASGIClient) -> None:
-    key, secret = service.create_key("acme", ["events:read"])
+    key, secret = service.keys.create("acme", ["events:read"])
     cookie = signed_in(browser, secret)
-    service.revoke_key("acme", key.id)
+    service.keys.revoke("acme", key.id)
     refused = browser.get("/v1/events", headers={"Cookie": f"{COOKIE}={cookie}"})
     assert refused.status_code == 401
     assert refused.json()["code"] == "revoked_key"
@@ -100,7 +100,7 @@ def test_a_forged_cookie_is_refused_with_its_own_code(browser: ASGIClient) -> No
 def test_sign_in_sends_people_back_only_inside_the_console(
     service: AuditService, browser: ASGIClient
 ) -> None:
-    _, secret = service.create_key("acme", ["events:read"])
+    _, secret = service.keys.create("acme", ["events:read"])
     for target, expected in [
         ("/console?status=failure", "/console?status=failure"),
         ("https://evil.example/", "/console"),

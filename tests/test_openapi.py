@@ -93,7 +93,7 @@ def secret(service: AuditService, make_event: MakeEvent) -> str:
             ),
         ],
     )
-    _, created = service.create_key("acme", ["admin"])
+    _, created = service.keys.create("acme", ["admin"])
     return created
 
 

@@ -190,6 +190,7 @@ def test_the_issue_example_parses_exactly(clock: FakeClock) -> None:
         since=datetime(2026, 11, 19, 12, 0, tzinfo=UTC),
         until=None,
         text=("permission denied",),
+        relative=True,  # since:7d: the cursor carries the window it was resolved to
     )
 
 
@@ -580,6 +581,7 @@ def queries(draw: st.DrawFn) -> Generated:
     since: list[datetime] = []
     until: list[datetime] = []
     text: list[str] = []
+    relative = False
     for kind in draw(st.lists(st.sampled_from(kinds), max_size=12)):
         if kind in FIELD_VALUES:
             field, values = FIELD_VALUES[kind]
@@ -592,6 +594,7 @@ def queries(draw: st.DrawFn) -> Generated:
             written, moment = draw(MOMENTS)
             terms.append(f"{kind}:{written}")
             (since if kind == "since" else until).append(moment)
+            relative = relative or written[-1] in "mhdw"  # a span back from now
         elif kind == "status":
             terms.append(f"status:{status}")
         elif kind == "word":
@@ -608,6 +611,7 @@ def queries(draw: st.DrawFn) -> Generated:
         since=max(since, default=None),
         until=min(until, default=None),
         text=tuple(text),
+        relative=relative,
     )
     return Generated(terms, expected)
 

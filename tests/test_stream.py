@@ -118,9 +118,12 @@ def test_opening_a_stream_is_recorded_as_a_read(
     record(live_server, keys["write"], [{"actor": "a", "operation": "model.create"}])
     with stream(live_server, keys["read"], after=-1, q="actor:a") as response:
         take(response, 1)
-    with stream(live_server, keys["read"], after=-1, operation="audit_log.search") as response:
+    with stream(live_server, keys["read"], after=-1, operation="audit_log.stream") as response:
         (_, read), = take(response, 1)  # fmt: skip
-    assert read["metadata"]["request"] == {"q": "actor:a", "stream": True}
+    assert read["metadata"]["request"] == {"q": "actor:a"}
+    assert read["metadata"]["face"] == "api"
+    assert read["source_ip"] == "127.0.0.1"
+    assert read["user_agent"].startswith("python-httpx/")
 
 
 @pytest.mark.parametrize(
@@ -137,7 +140,7 @@ def test_opening_a_stream_is_recorded_as_a_read(
 def test_bad_stream_parameters_are_refused_before_streaming(
     service: AuditService, query: str, code: str, field: str | None
 ) -> None:
-    _, secret = service.create_key("acme", ["events:read"])
+    _, secret = service.keys.create("acme", ["events:read"])
     client = ASGIClient(create_app(service), headers={"Authorization": f"Bearer {secret}"})
     try:
         response = client.get(f"/v1/events/stream?{query}")
@@ -152,7 +155,7 @@ def test_bad_stream_parameters_are_refused_before_streaming(
 
 
 def test_a_stream_needs_a_read_key(service: AuditService) -> None:
-    _, writer = service.create_key("acme", ["events:write"])
+    _, writer = service.keys.create("acme", ["events:write"])
     client = ASGIClient(create_app(service))
     try:
         assert client.get("/v1/events/stream").json()["code"] == "missing_key"

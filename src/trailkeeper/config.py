@@ -5,6 +5,7 @@ Every setting is listed, with its variable and default, in ``docs/configuration.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -34,6 +35,7 @@ ENVIRONMENT: dict[str, str] = {
     "TRAILKEEPER_HOST": "host",
     "TRAILKEEPER_PORT": "port",
     "TRAILKEEPER_SESSION_SECRET": "session_secret",
+    "TRAILKEEPER_TRUSTED_PROXIES": "trusted_proxies",
 }
 
 
@@ -55,6 +57,9 @@ class Settings:
         host, port: where ``trailkeeper serve`` listens.
         session_secret: signs the console's session cookies; every process behind one
             address needs the same (by default each process draws its own at start).
+        trusted_proxies: addresses or networks (comma-separated in the variable) of the
+            proxies in front of the server: their ``X-Forwarded-For`` names the client
+            recorded as the source IP of each read of the log.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -65,6 +70,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     session_secret: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -107,6 +113,17 @@ class Settings:
                     "(make one with: python3 -c 'import secrets; print(secrets.token_hex(32))')"
                 )
             settings = replace(settings, session_secret=secret)
+        if raw_proxies := env.get("TRAILKEEPER_TRUSTED_PROXIES"):
+            proxies = tuple(p.strip() for p in raw_proxies.split(",") if p.strip())
+            for proxy in proxies:
+                try:
+                    ipaddress.ip_network(proxy, strict=False)
+                except ValueError:
+                    raise ConfigError(
+                        f"TRAILKEEPER_TRUSTED_PROXIES: {proxy!r} is not an address or a "
+                        "network (like 10.0.0.0/8)"
+                    ) from None
+            settings = replace(settings, trusted_proxies=proxies)
         return settings
 
     def rules(self) -> EventRules:

@@ -41,6 +41,8 @@ class Filters:
             every term must occur.
         also: more field filters that must each hold too (``combine`` puts a second set of
             filters here, so that its values narrow the search instead of widening it).
+        relative: ``since`` or ``until`` is a span back from now (``since:7d``): resolved
+            once, on a search's first page, and carried by its cursor to the next ones.
     """
 
     match: Match = field(default_factory=Match)
@@ -50,6 +52,7 @@ class Filters:
     until: datetime | None = None
     text: tuple[str, ...] = ()
     also: tuple[Match, ...] = ()
+    relative: bool = False
 
     def combine(self, other: Filters) -> Filters:
         """Filters that hold where both ``self`` and ``other`` hold (AND)."""
@@ -65,6 +68,7 @@ class Filters:
             until=until,
             text=self.text + other.text,
             also=(*self.also, other.match, *other.also),
+            relative=self.relative or other.relative,
         )
 
 

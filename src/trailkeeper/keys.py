@@ -22,7 +22,7 @@ class AuthError(Exception):
     """A request whose key is missing, unknown, expired, revoked or lacks a scope.
 
     ``code`` is machine-readable: ``missing_key``, ``invalid_key``, ``expired_key``,
-    ``revoked_key`` (status 401) or ``forbidden`` (status 403).
+    ``revoked_key`` (status 401), ``forbidden`` or ``app_not_allowed`` (status 403).
     """
 
     def __init__(self, code: str, message: str) -> None:
@@ -32,7 +32,7 @@ class AuthError(Exception):
 
     @property
     def status(self) -> int:
-        return 403 if self.code == "forbidden" else 401
+        return 403 if self.code in ("forbidden", "app_not_allowed") else 401
 
 
 @dataclass(frozen=True, slots=True)

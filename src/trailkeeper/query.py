@@ -128,6 +128,7 @@ def parse_query(query: str, *, now: Callable[[], datetime] | None = None) -> Fil
     success: bool | None = None
     since: datetime | None = None
     until: datetime | None = None
+    relative = False
     text: list[str] = []
     for token, position, end, quoted in _tokens(query):
         raw = query[position:end]  # the term as written, quotes included
@@ -174,6 +175,7 @@ def parse_query(query: str, *, now: Callable[[], datetime] | None = None) -> Fil
                     raw,
                     position,
                 ) from None
+            relative = relative or _SPAN.fullmatch(value) is not None
             if name == "since":
                 since = moment if since is None else max(since, moment)
             else:
@@ -187,4 +189,5 @@ def parse_query(query: str, *, now: Callable[[], datetime] | None = None) -> Fil
         since=since,
         until=until,
         text=tuple(text),
+        relative=relative,
     )

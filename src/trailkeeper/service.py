@@ -10,14 +10,16 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from ._access import AccessMixin
+from ._keyring import Keyring
+from ._reader import Reader
+from ._results import IngestResult, Page, QueryError
+from ._trail import RESERVED_PREFIX, OwnTrail, RequestContext, is_reserved_actor
 from .events import (
     ID_RULE,
     TARGET_TYPES,
@@ -28,12 +30,14 @@ from .events import (
     StoredEvent,
     UnknownOperationError,
     check_event_size,
+    from_micros,
     leaf_hash,
     parse_event,
     to_micros,
 )
 from .events._limits import ID_PATTERN
 from .filters import Filters, Match
+from .keys import ApiKey, AuthError
 from .store import (
     AppActivity,
     Appended,
@@ -48,12 +52,23 @@ from .store import (
     open_store,
 )
 
+__all__ = [
+    "MAX_PAGE",
+    "MAX_WINDOW",
+    "AppNotAllowedError",
+    "AuditService",
+    "IngestResult",
+    "Page",
+    "QueryError",
+    "Reader",
+    "RequestContext",
+    "ReservedError",
+]
+
 MAX_PAGE = 1000
 #: How deep numbered pages reach: offset + page size of ``search_window`` at most.
 MAX_WINDOW = 100_000
 _log = logging.getLogger("trailkeeper")
-#: Records of reads of the log are committed together at most this often.
-OWN_FLUSH_SECONDS = 0.2
 #: Ingests validate in turn, this many events at a time (~2 ms): see ``_validating``.
 VALIDATE_CHUNK = 64
 # Cursor positions must lie where event times can (years 1-9999) and seqs are 64-bit.
@@ -61,34 +76,32 @@ _MIN_TIME_US = -62_135_596_800_000_000
 _MAX_TIME_US = 253_402_300_800_000_000
 
 
-class QueryError(ValueError):
-    """A search, filter or cursor that can't be run; ``field`` names the culprit."""
+class ReservedError(EventValidationError):
+    """An ingest of what only Trailkeeper itself records: ``audit_log.*`` operations
+    (``code`` ``reserved_operation``) or its own actor ids (``reserved_actor``)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        self.message = message
-        super().__init__(f"{field}: {message}")
-
-
-@dataclass(frozen=True, slots=True)
-class IngestResult:
-    """What an ingest did: ``events`` has one entry per input event, in input order."""
-
-    accepted: int
-    duplicates: int
-    events: list[Appended]
+    def __init__(self, code: str, errors: list[FieldError]) -> None:
+        super().__init__(errors)
+        self.code = code
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of search results and the cursor of the next (``None`` on the last page)."""
+class AppNotAllowedError(AuthError):
+    """A write key limited to some apps sent an event for another app, or for none."""
 
-    events: list[StoredEvent]
-    next_cursor: str | None
+    def __init__(self, message: str) -> None:
+        super().__init__("app_not_allowed", message)
 
 
-class AuditService(AccessMixin):
+class AuditService:
     """Ingest, search and read audit events, over any ``LogStore``.
+
+    Reads on behalf of a caller go through ``reader(key, context)``, which applies the
+    key's limits and records the read. The unscoped reads (``search``, ``get``, ``scan``, …)
+    are for embedded and administrative use: they check nothing and record nothing.
+
+    Attributes:
+        keys: the API keys (``Keyring``): make, list, revoke, authenticate.
+        trail: the log's own trail (``OwnTrail``): records of reads and key changes.
 
     Args:
         store: the storage backend; the service closes it in ``close``.
@@ -105,19 +118,31 @@ class AuditService(AccessMixin):
     ) -> None:
         self.store = store
         self.rules = rules or EventRules()
-        self.read_audit_failures = 0
-        self._own_lock = threading.Lock()
         # Validation is pure Python: the interpreter runs one thread of it at a time whatever
         # the lock. Queued here, ingest threads leave the interpreter to the few that hold a
         # database lock (PostgreSQL's org head) and wait on the network; contending for it
         # instead, they delay each of those round trips and so every ingest of that org.
         # Held for VALIDATE_CHUNK events at a time, so no one waits long for it; the records
-        # of reads (submit_own, a few events each, some on the event loop) don't take it.
+        # of reads (a few events each, some on the event loop) don't take it.
         self._validating = threading.Lock()
-        self._own_pending: dict[str, list[PreparedEvent]] = {}
-        self._own_flusher: threading.Thread | None = None
-        self._own_stop = threading.Event()
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.trail = OwnTrail(store, self._prepare_own, self._clock)
+        self.keys = Keyring(store, self.trail, self._clock)
+
+    def reader(self, key: ApiKey, context: RequestContext | None = None) -> Reader:
+        """A reader of ``key``'s org, limited to its apps, recording each read with
+        ``context`` (where the request came from).
+
+        Raises:
+            AuthError: the key is revoked, expired, or lacks the ``events:read`` scope.
+        """
+        self.keys.usable(key, "events:read")
+        return Reader(self, self.keys, self.trail, key, context or RequestContext())
+
+    @property
+    def read_audit_failures(self) -> int:
+        """Records of reads that could not be stored (each was logged as an error)."""
+        return self.trail.failures
 
     @classmethod
     def open(cls, url: str, *, rules: EventRules | None = None) -> AuditService:
@@ -130,15 +155,11 @@ class AuditService(AccessMixin):
 
     def flush_reads(self) -> None:
         """Commit the pending records of reads of the log now, and wait for the commit."""
-        for future in self._flush_own():
-            future.exception()  # waits; a failure was logged and counted by the callback
+        self.trail.flush()
 
     def close(self) -> None:
         """Store the pending records of reads, then close the store."""
-        self._own_stop.set()
-        if self._own_flusher is not None:
-            self._own_flusher.join()
-        self.flush_reads()
+        self.trail.close()
         self.store.close()
 
     def __enter__(self) -> AuditService:
@@ -149,17 +170,31 @@ class AuditService(AccessMixin):
 
     # -- ingest -------------------------------------------------------------------------------
 
-    def ingest(self, org_id: str, events: Sequence[Mapping[str, Any]]) -> IngestResult:
+    def ingest(
+        self,
+        org_id: str,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        allow_reserved: bool = False,
+    ) -> IngestResult:
         """Validate, redact, deduplicate, sequence and durably store a batch, all or nothing.
 
         Returns once the batch is committed.
 
+        Args:
+            allow_reserved: accept the operations and actors only Trailkeeper records
+                (``audit_log.*``, ``trailkeeper-*``): for imports of a log, never for
+                producers.
+
         Raises:
             EventValidationError: one or more events are invalid (each named by index and
                 field), or an id repeats in the batch with other content; nothing was stored.
+                ``ReservedError`` (a subclass) for reserved operations or actors.
             trailkeeper.store.ConflictError: an id is already stored with other content;
                 nothing was stored.
         """
+        if not allow_reserved:
+            _refuse_reserved(events)
         unique, position = self._prepare(org_id, events, queued=True)
         appended = self.store.append(org_id, unique)
         results: list[Appended] = []
@@ -245,47 +280,31 @@ class AuditService(AccessMixin):
                 defaulted.append(len(prepared))
             prepared.append(PreparedEvent(parsed.event, canonical, leaf_hash(canonical)))
 
-    def submit_own(self, org_id: str, events: Sequence[Mapping[str, Any]]) -> None:
-        """Ingest the log's own events (reads of the log) without waiting for a commit.
+    def ingest_as(self, key: ApiKey, events: Sequence[Mapping[str, Any]]) -> IngestResult:
+        """``ingest`` on behalf of a write key: into its org, and only for its apps if it is
+        limited to some.
 
-        The events are validated now and committed with the others of the same moment
-        within ``OWN_FLUSH_SECONDS`` (and at ``close``): a commit per read would make every
-        search wait on the writer. A failure to store them is logged as an error and
-        counted (``read_audit_failures``), never dropped silently.
+        Raises:
+            AuthError: the key lacks ``events:write``, is revoked or expired;
+                ``AppNotAllowedError`` for an event of an app the key may not write.
+            EventValidationError, ConflictError: as ``ingest``.
         """
+        self.keys.usable(key, "events:write")
+        if key.apps:
+            allowed = set(key.apps)
+            for index, raw in enumerate(events):
+                app = raw.get("app_id") if isinstance(raw, Mapping) else None
+                if app not in allowed:
+                    shown = f"app {str(app)[:64]!r}" if app is not None else "no app_id"
+                    raise AppNotAllowedError(
+                        f"event {index} has {shown}; the API key {key.id} may write only "
+                        f"events of {', '.join(key.apps)}"
+                    )
+        return self.ingest(key.org_id, events)
+
+    def _prepare_own(self, org_id: str, events: Sequence[Mapping[str, Any]]) -> list[PreparedEvent]:
         unique, _ = self._prepare(org_id, events)
-        with self._own_lock:
-            self._own_pending.setdefault(org_id, []).extend(unique)
-            if self._own_flusher is None:
-                self._own_flusher = threading.Thread(
-                    target=self._flush_own_loop, name="trailkeeper-read-records", daemon=True
-                )
-                self._own_flusher.start()
-
-    def _flush_own_loop(self) -> None:
-        while not self._own_stop.wait(OWN_FLUSH_SECONDS):
-            self._flush_own()
-
-    def _flush_own(self) -> list[Future[list[Appended]]]:
-        with self._own_lock:
-            pending, self._own_pending = self._own_pending, {}
-        futures = []
-        for org_id, batch in pending.items():
-            try:
-                future = self.store.submit(org_id, batch)
-            except Exception as exc:  # counted and logged: the flusher must keep running
-                self.read_audit_failures += len(batch)
-                _log.error("could not store %d record(s) of reads of the log: %s", len(batch), exc)
-                continue
-            future.add_done_callback(self._own_done)
-            futures.append(future)
-        return futures
-
-    def _own_done(self, future: Future[list[Appended]]) -> None:
-        exc = future.exception()
-        if exc is not None:
-            self.read_audit_failures += 1
-            _log.error("could not store a record of a read of the audit log: %s", exc)
+        return unique
 
     def _reuse_stored_times(
         self, org_id: str, prepared: list[PreparedEvent], defaulted: list[int]
@@ -334,16 +353,26 @@ class AuditService(AccessMixin):
             raise QueryError("order", f"must be 'desc' or 'asc', not {order!r}")
         if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise QueryError("limit", f"must be a whole number from 1 to {MAX_PAGE}")
-        query = self.compile(filters or Filters(), order=order, limit=limit + 1)
-        fingerprint = _fingerprint(query)
+        filters = filters or Filters()
+        query = self.compile(filters, order=order, limit=limit + 1)
         if cursor is not None:
-            query = replace(query, after=_decode_cursor(cursor, order, fingerprint))
+            after, window = _decode_cursor(cursor, order)
+            if filters.relative and window is not None:
+                # A span back from now ("since:7d") was resolved on the first page; every
+                # page continues that window instead of one that moved since.
+                query = replace(query, since=window[0], until=window[1])
+            _check_fingerprint(cursor, _fingerprint(query))
+            query = replace(query, after=after)
         rows = self.store.search(org_id, query)
         if len(rows) <= limit:
             return Page(rows, None)
         rows = rows[:limit]
         last = rows[-1]
-        return Page(rows, _encode_cursor(order, to_micros(last.event.time), last.seq, fingerprint))
+        carried = (query.since, query.until) if filters.relative else None
+        cursor = _encode_cursor(
+            order, to_micros(last.event.time), last.seq, _fingerprint(query), carried
+        )
+        return Page(rows, cursor)
 
     def search_window(
         self,
@@ -463,6 +492,25 @@ class AuditService(AccessMixin):
         )
 
 
+def _refuse_reserved(events: Sequence[object]) -> None:
+    operations: list[FieldError] = []
+    actors: list[FieldError] = []
+    for index, raw in enumerate(events):
+        if not isinstance(raw, Mapping):
+            continue
+        operation = raw.get("operation")
+        if isinstance(operation, str) and operation.startswith(RESERVED_PREFIX):
+            message = f"{RESERVED_PREFIX}* operations are recorded only by Trailkeeper itself"
+            operations.append(FieldError("operation", message, index))
+        if is_reserved_actor(raw.get("actor")):
+            message = "actor ids starting with 'trailkeeper-' are Trailkeeper's own"
+            actors.append(FieldError("actor.id", message, index))
+    if operations:
+        raise ReservedError("reserved_operation", operations + actors)
+    if actors:
+        raise ReservedError("reserved_actor", actors)
+
+
 def _check_org(org_id: str) -> None:
     if not isinstance(org_id, str) or not ID_PATTERN.fullmatch(org_id):
         raise QueryError("org_id", f"{str(org_id)[:64]!r} is not an org id ({ID_RULE})")
@@ -505,28 +553,70 @@ def _fingerprint(query: SearchQuery) -> str:
     return hashlib.sha256(basis.encode()).hexdigest()[:16]
 
 
-def _encode_cursor(order: Order, time_us: int, seq: int, fingerprint: str) -> str:
-    data = orjson.dumps({"v": 1, "o": order, "t": time_us, "s": seq, "f": fingerprint})
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+def _encode_cursor(
+    order: Order,
+    time_us: int,
+    seq: int,
+    fingerprint: str,
+    window: tuple[datetime | None, datetime | None] | None,
+) -> str:
+    data: dict[str, Any] = {"v": 1, "o": order, "t": time_us, "s": seq, "f": fingerprint}
+    if window is not None:
+        data["w"] = [to_micros(t) if t is not None else None for t in window]
+    return base64.urlsafe_b64encode(orjson.dumps(data)).rstrip(b"=").decode()
 
 
-def _decode_cursor(cursor: str, order: Order, fingerprint: str) -> Position:
-    bad = QueryError("cursor", "is not a cursor this server issued; start again without one")
+_BAD_CURSOR = "is not a cursor this server issued; start again without one"
+
+
+def _cursor_data(cursor: str) -> dict[str, Any]:
+    bad = QueryError("cursor", _BAD_CURSOR)
     try:
         data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(data, dict) or data.get("v") != 1:
-            raise bad
-        time_us, seq = data["t"], data["s"]
-        if not isinstance(time_us, int) or not isinstance(seq, int):
-            raise bad
-        if not (_MIN_TIME_US <= time_us <= _MAX_TIME_US and 0 <= seq < 2**63):
-            raise bad
-    except (ValueError, binascii.Error, KeyError, TypeError, orjson.JSONDecodeError):
+    except (ValueError, binascii.Error, orjson.JSONDecodeError):
         raise bad from None
-    if data.get("o") != order or data.get("f") != fingerprint:
-        raise QueryError(
-            "cursor",
-            "belongs to a search with other filters or another order; "
-            "use it with the same ones, or start again without a cursor",
-        )
-    return Position(time_us, seq)
+    if not isinstance(data, dict) or data.get("v") != 1:
+        raise bad
+    return data
+
+
+def _decode_cursor(
+    cursor: str, order: Order
+) -> tuple[Position, tuple[datetime | None, datetime | None] | None]:
+    """Where the cursor's page ended, and the time window it carries (relative spans)."""
+    bad = QueryError("cursor", _BAD_CURSOR)
+    data = _cursor_data(cursor)
+    time_us, seq, window = data.get("t"), data.get("s"), data.get("w")
+    if type(time_us) is not int or type(seq) is not int:
+        raise bad
+    if not (_MIN_TIME_US <= time_us <= _MAX_TIME_US and 0 <= seq < 2**63):
+        raise bad
+    carried: tuple[datetime | None, datetime | None] | None = None
+    if window is not None:
+        if not isinstance(window, list) or len(window) != 2:
+            raise bad
+        bounds: list[datetime | None] = []
+        for value in window:
+            if value is None:
+                bounds.append(None)
+            elif type(value) is int and _MIN_TIME_US <= value <= _MAX_TIME_US:
+                bounds.append(from_micros(value))
+            else:
+                raise bad
+        carried = (bounds[0], bounds[1])
+    if data.get("o") != order:
+        raise _other_search()
+    return Position(time_us, seq), carried
+
+
+def _check_fingerprint(cursor: str, fingerprint: str) -> None:
+    if _cursor_data(cursor).get("f") != fingerprint:
+        raise _other_search()
+
+
+def _other_search() -> QueryError:
+    return QueryError(
+        "cursor",
+        "belongs to a search with other filters or another order; "
+        "use it with the same ones, or start again without a cursor",
+    )

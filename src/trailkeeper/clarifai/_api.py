@@ -12,7 +12,7 @@ from google.protobuf import json_format
 
 from ..events import StoredEvent
 from ..keys import ApiKey, AuthError
-from ..service import AuditService, QueryError
+from ..service import AuditService, QueryError, Reader, RequestContext
 from ._convert import BadRequest, entry_from, search_from
 from ._rest import entries_response, entry_json
 
@@ -73,12 +73,17 @@ class ClarifaiSearches:
     def __init__(self, service: AuditService) -> None:
         self.service = service
 
-    def search(self, request: Any, authorization: str | None, user_id: str) -> Any:
-        """The ``MultiAuditLogEntryResponse`` to a request; failures become its ``status``."""
-        req_id = uuid.uuid4().hex
+    def search(
+        self, request: Any, authorization: str | None, user_id: str, context: RequestContext
+    ) -> Any:
+        """The ``MultiAuditLogEntryResponse`` to a request; failures become its ``status``.
+
+        ``context``: where the request came from, for the record of the read.
+        """
+        req_id = context.request_id or uuid.uuid4().hex
         try:
             key = self._authenticate(authorization, user_id)
-            events = self._events(request, key, req_id)
+            events = self._events(request, self._reader(key, context), req_id)
         except Failure as failure:
             return failure_response(failure, req_id)
         catalogue = self.service.catalogue
@@ -91,17 +96,17 @@ class ClarifaiSearches:
         return response
 
     def search_json(
-        self, body: bytes, authorization: str | None, user_id: str
+        self, body: bytes, authorization: str | None, user_id: str, context: RequestContext
     ) -> tuple[int, bytes]:
         """The REST route's answer: HTTP status and JSON body, as Clarifai's gateway gives them.
 
         The key is checked before the body is read, so a caller without one learns nothing
         about what it sent.
         """
-        req_id = uuid.uuid4().hex
+        req_id = context.request_id or uuid.uuid4().hex
         try:
             key = self._authenticate(authorization, user_id)
-            events = self._events(parse_json(body), key, req_id)
+            events = self._events(parse_json(body), self._reader(key, context), req_id)
         except Failure as failure:
             response = failure_response(failure, req_id)
             return HTTP_STATUS.get(failure.code, 400), to_json(response)
@@ -110,7 +115,7 @@ class ClarifaiSearches:
 
     def _authenticate(self, authorization: str | None, user_id: str) -> ApiKey:
         try:
-            key = self.service.authenticate(key_secret(authorization), "events:read")
+            key = self.service.keys.authenticate(key_secret(authorization), "events:read")
         except AuthError as exc:
             description = "Insufficient scopes" if exc.code == "forbidden" else "Invalid API key"
             raise Failure(_AUTH_CODES[exc.code], description, exc.message) from None
@@ -123,16 +128,21 @@ class ClarifaiSearches:
             )
         return key
 
-    def _events(self, request: Any, key: ApiKey, req_id: str) -> list[StoredEvent]:
-        service = self.service
+    def _reader(self, key: ApiKey, context: RequestContext) -> Reader:
         try:
-            search = search_from(request, service.catalogue)
-            events = service.search_window(
-                key.org_id,
-                service.limit_to_key(search.filters, key),
+            return self.service.reader(key, context)
+        except AuthError as exc:
+            raise Failure(_AUTH_CODES[exc.code], "Invalid API key", exc.message) from None
+
+    def _events(self, request: Any, reader: Reader, req_id: str) -> list[StoredEvent]:
+        try:
+            search = search_from(request, self.service.catalogue)
+            events = reader.search_window(
+                search.filters,
                 order=search.order,
                 offset=search.offset,
                 limit=search.limit,
+                request={"api": "clarifai", **_described(request)},
             )
         except (BadRequest, QueryError) as exc:
             code = status_code_pb2.CONN_INVALID_REQUEST
@@ -144,7 +154,6 @@ class ClarifaiSearches:
             raise Failure(
                 status_code_pb2.INTERNAL_SERVER_ISSUE, "Internal server issue", f"req_id {req_id}"
             ) from None
-        service.record_read(key, "audit_log.search", {"api": "clarifai", **_described(request)})
         return events
 
 

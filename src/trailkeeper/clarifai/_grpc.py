@@ -12,7 +12,8 @@ from typing import Any
 import grpc
 from clarifai_grpc.grpc.api import service_pb2_grpc
 
-from ..service import AuditService
+from .._trail import new_request_id, usable_request_id
+from ..service import AuditService, RequestContext
 from ._api import ClarifaiSearches
 
 #: Threads answering gRPC calls; searches are short reads, like the HTTP readers.
@@ -27,9 +28,27 @@ class _V2(service_pb2_grpc.V2Servicer):  # type: ignore[misc]
         metadata = {k.lower(): v for k, v in context.invocation_metadata()}
         authorization = metadata.get("authorization")
         user_id = request.user_app_id.user_id or "me"
-        return self.searches.search(
-            request, authorization if isinstance(authorization, str) else None, user_id
+        agent, request_id = metadata.get("user-agent"), metadata.get("x-request-id")
+        where = RequestContext(
+            source_ip=_peer_address(context.peer()),
+            user_agent=agent if isinstance(agent, str) else None,
+            request_id=usable_request_id(request_id if isinstance(request_id, str) else None)
+            or new_request_id(),
+            face="clarifai-grpc",
         )
+        return self.searches.search(
+            request, authorization if isinstance(authorization, str) else None, user_id, where
+        )
+
+
+def _peer_address(peer: str) -> str | None:
+    """The address in a gRPC peer string (``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``)."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0] or None
+    if kind == "ipv6":
+        return rest.rpartition(":")[0].strip("[]") or None
+    return None
 
 
 def start_grpc(service: AuditService, host: str, port: int) -> tuple[grpc.Server, int]:

@@ -42,8 +42,13 @@ def run_server(service: AuditService, host: str, port: int, log_level: str) -> N
     from ..server import create_app
     from ..server._process import tune_process
 
-    secret = Settings.from_env().session_secret
-    app = create_app(service, session_secret=secret.encode() if secret else None)
+    settings = Settings.from_env()
+    secret = settings.session_secret
+    app = create_app(
+        service,
+        session_secret=secret.encode() if secret else None,
+        trusted_proxies=settings.trusted_proxies,
+    )
     tune_process()
     # Open live streams (/v1/events/stream) never end by themselves: give them 3 s.
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3)
@@ -176,7 +181,7 @@ def keys_create(
         raise typer.BadParameter(f"{unknown}: scopes are {', '.join(SCOPES)}", param_hint="--scope")
     expires_in = _duration(expires)
     with _service(db) as service:
-        key, secret = service.create_key(
+        key, secret = service.keys.create(
             org, scope, apps=app_ or [], name=name, expires_in=expires_in
         )
     expiry = key.expires_at.isoformat() if key.expires_at else "never"
@@ -189,7 +194,7 @@ def keys_create(
 def keys_list(org: Org, db: Db = None) -> None:
     """The org's keys, revoked ones included."""
     with _service(db) as service:
-        found = service.list_keys(org)
+        found = service.keys.list(org)
     for key in found:
         state = "revoked" if key.revoked_at else "active"
         apps = ",".join(key.apps) or "all apps"
@@ -200,7 +205,7 @@ def keys_list(org: Org, db: Db = None) -> None:
 def keys_revoke(org: Org, key_id: Annotated[str, typer.Argument()], db: Db = None) -> None:
     """Revoke one of the org's keys."""
     with _service(db) as service:
-        key = service.revoke_key(org, key_id)
+        key = service.keys.revoke(org, key_id)
     print(f"revoked {key.id}")
 
 

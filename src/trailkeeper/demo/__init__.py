@@ -51,7 +51,7 @@ def run_demo(
     from ._serving import ThreadedServer
     from .platform import Platform, create_platform
 
-    keys = {org: service.create_key(org, ["events:write"], name="reference platform")[1]
+    keys = {org: service.keys.create(org, ["events:write"], name="reference platform")[1]
             for org in ORGS}  # fmt: skip
     audit = ThreadedServer(create_app(service), host, port, "trailkeeper-api")
     try:
@@ -79,7 +79,7 @@ def run_demo(
             traffic.setup(datetime.now(UTC))
         if not recorder.flush(30):
             print("warning: some events are still on their way", file=sys.stderr)
-        _, secret = service.create_key("acme", ["events:read"], name="demo reader")
+        _, secret = service.keys.create("acme", ["events:read"], name="demo reader")
         _summary(service, out)
         print(f"\n{traffic.requests} requests to the reference platform ({platform.url}) "
               f"recorded {sum(service.size(o) for o in ORGS)} events in "

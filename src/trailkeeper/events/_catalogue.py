@@ -358,6 +358,7 @@ BUILTIN_OPERATIONS: tuple[Operation, ...] = (
     # The audit log's own trail: who read it and who changed how it is kept.
     _op("audit_log.search", "Audit log searched", "organization api_key"),
     _op("audit_log.export", "Audit log exported", "organization api_key"),
+    _op("audit_log.stream", "Audit log followed live", "organization api_key"),
     _op("audit_log.key.create", "Audit log API key created", "organization api_key"),
     _op("audit_log.key.revoke", "Audit log API key revoked", "organization api_key"),
     _op("audit_log.retention.change", "Audit log retention changed", "organization"),

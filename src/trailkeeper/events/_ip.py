@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Sequence
 
 _V4_PREFIX = b"\x00" * 10 + b"\xff\xff"
 _CACHE_LIMIT = 65_536
@@ -61,3 +62,40 @@ def ip_key(address: str) -> bytes:
     if parsed is None:
         raise ValueError(f"{address!r} is not an IP address")
     return parsed[1]
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def client_address(
+    peer: str | None, forwarded: str | None, proxies: Sequence[Network]
+) -> str | None:
+    """The client's address behind trusted proxies.
+
+    ``peer`` is the connection's address; ``forwarded`` the ``X-Forwarded-For`` value (its
+    hops joined by commas). Only when ``peer`` is one of ``proxies`` is the header believed,
+    walked from the nearest hop back to the first address no trusted proxy vouches for.
+    Anything that is not an address gives ``None``: better no source IP than a made-up one.
+    """
+    if peer is None or not proxies or forwarded is None or not _trusted(peer, proxies):
+        return _address(peer)
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            return _address(hop)
+    return _address(hops[0]) if hops else _address(peer)
+
+
+def _trusted(address: str, proxies: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def _address(value: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value)) if value else None
+    except ValueError:
+        return None

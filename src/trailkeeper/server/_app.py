@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,7 +21,9 @@ from ..service import AuditService
 from ..store import StoreUnavailableError
 from . import _schemas as schemas
 from . import console
+from ._access import RequestIdMiddleware
 from ._clarifai import router as clarifai_router
+from ._lookup import AUTH_THREADS
 from ._metrics import Metrics
 from ._problems import Problem
 from ._routes import json, router
@@ -65,20 +68,33 @@ class _MetricsMiddleware:
 READERS = 4
 
 
-def create_app(service: AuditService, *, session_secret: bytes | None = None) -> FastAPI:
+def create_app(
+    service: AuditService,
+    *,
+    session_secret: bytes | None = None,
+    trusted_proxies: Sequence[str] = (),
+) -> FastAPI:
     """The API and the console over ``service``; the caller owns the service and closes it.
 
     Args:
         session_secret: signs the console's session cookies. Processes that serve the same
             users behind one address must share it; by default each process makes its own,
             so a restart signs everyone out of the console.
+        trusted_proxies: addresses or networks of proxies whose ``X-Forwarded-For`` names
+            the client recorded as a read's source IP.
+
+    Raises:
+        ValueError: a trusted proxy is not an address or network.
     """
     readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="tk-reader")
+    authenticators = ThreadPoolExecutor(max_workers=AUTH_THREADS, thread_name_prefix="tk-auth")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         readers.shutdown(wait=True)
+        # Not waited for: a lookup stuck behind a lock must not hold up the shutdown.
+        authenticators.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -88,6 +104,8 @@ def create_app(service: AuditService, *, session_secret: bytes | None = None) ->
     )
     metrics = Metrics()
     app.state.readers = readers
+    app.state.authenticators = authenticators
+    app.state.trusted_proxies = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
     app.state.service = service
     app.state.metrics = metrics
     app.state.session_secret = session_secret or secrets.token_bytes(32)
@@ -138,6 +156,7 @@ def create_app(service: AuditService, *, session_secret: bytes | None = None) ->
             metrics.render(extra), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
+    app.add_middleware(RequestIdMiddleware)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     app.openapi = lambda: _with_security(app)  # type: ignore[method-assign]
     return app

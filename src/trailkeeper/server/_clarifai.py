@@ -10,7 +10,8 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ._routes import MAX_BODY, read, service_of
+from ._access import request_context, service_of
+from ._routes import MAX_BODY, read
 
 router = APIRouter()
 
@@ -93,6 +94,11 @@ async def post_audit_log_searches(request: Request, user_id: str) -> Response:
         chunks.append(chunk)
     body = b"".join(chunks)
     status, payload = await read(
-        request, searches.search_json, body, request.headers.get("authorization"), user_id
+        request,
+        searches.search_json,
+        body,
+        request.headers.get("authorization"),
+        user_id,
+        request_context(request, "clarifai-rest"),
     )
     return Response(payload, status_code=status, media_type="application/json")

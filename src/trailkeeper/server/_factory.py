@@ -30,7 +30,11 @@ def app_from_env() -> FastAPI:
     store = open_store(settings.database_url, read_url=settings.read_database_url)
     service = AuditService(store, rules=settings.rules())
     secret = settings.session_secret
-    app = create_app(service, session_secret=secret.encode() if secret else None)
+    app = create_app(
+        service,
+        session_secret=secret.encode() if secret else None,
+        trusted_proxies=settings.trusted_proxies,
+    )
     inner = app.router.lifespan_context
 
     @asynccontextmanager

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from ..events import EventValidationError, StoredEvent
 from ..export import MEDIA_TYPES, encode
-from ..keys import ApiKey, AuthError
-from ..service import AuditService, QueryError
+from ..keys import AuthError
+from ..service import QueryError, Reader, ReservedError
 from ..store import ConflictError
 from . import _schemas as schemas
+from ._access import ReadAccess, WriteKey, service_of
 from ._params import (
     BUCKET,
     EXPORT_FORMAT,
@@ -31,7 +32,6 @@ from ._params import (
     page_from,
 )
 from ._problems import PROBLEM_SCHEMA, Problem
-from .console._session import COOKIE, verify
 
 MAX_BODY = 5 * 1024 * 1024
 MAX_EVENTS = 1000
@@ -57,48 +57,6 @@ async def read(request: Request, fn: Callable[..., T], *args: Any) -> T:
     """
     executor: ThreadPoolExecutor = request.app.state.readers
     return await asyncio.get_running_loop().run_in_executor(executor, partial(fn, *args))
-
-
-def service_of(request: Request) -> AuditService:
-    return request.app.state.service  # type: ignore[no-any-return]
-
-
-def bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, secret = header.partition(" ")
-    return secret.strip() if scheme.lower() == "bearer" else None
-
-
-def authorize(request: Request, scope: str) -> ApiKey:
-    # Inline, not in the thread pool: one indexed read of a small table, ~30 µs, cheaper
-    # than the hop to a worker thread and back.
-    try:
-        secret = bearer(request)
-        if secret is None and scope == "events:read" and COOKIE in request.cookies:
-            # The console: its signed session cookie stands in for a read key.
-            key_id = verify(request.app.state.session_secret, request.cookies[COOKIE])
-            if key_id is None:
-                raise AuthError("invalid_session", "the console session has ended; sign in")
-            return service_of(request).authenticate_id(key_id, scope)
-        return service_of(request).authenticate(secret, scope)
-    except AuthError as exc:
-        headers = {"WWW-Authenticate": 'Bearer realm="trailkeeper"'} if exc.status == 401 else {}
-        raise Problem(exc.status, exc.code, exc.message, headers=headers) from None
-
-
-def _require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
-    # A dependency, so that authentication runs before FastAPI validates the parameters:
-    # a caller without a key learns nothing about them.
-    async def dependency(request: Request) -> ApiKey:
-        return authorize(request, scope)
-
-    return dependency
-
-
-ReadKey = Annotated[ApiKey, Depends(_require("events:read"))]
-WriteKey = Annotated[ApiKey, Depends(_require("events:write"))]
 
 
 def _query_error(exc: QueryError) -> Problem:
@@ -175,12 +133,14 @@ async def ingest(request: Request, key: WriteKey) -> Response:
     service = service_of(request)
     metrics = request.app.state.metrics
     try:
-        result = await run_in_threadpool(service.ingest, key.org_id, events)
+        result = await run_in_threadpool(service.ingest_as, key, events)
+    except AuthError as exc:
+        raise Problem(exc.status, exc.code, exc.message) from None
     except EventValidationError as exc:
         metrics.inc("trailkeeper_ingest_rejected_total", len(events))
         raise Problem(
             422,
-            "invalid_events",
+            exc.code if isinstance(exc, ReservedError) else "invalid_events",
             f"{len({e.index for e in exc.errors})} event(s) are invalid; nothing was stored",
             errors=[e.to_dict() for e in exc.errors],
         ) from None
@@ -224,20 +184,13 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _page(service: AuditService, key: ApiKey, values: dict[str, Any]) -> bytes:
+def _page(reader: Reader, values: dict[str, Any]) -> bytes:
     filters = filters_from(values, allowed=set(FILTER_PARAMS) | set(PAGE_PARAMS))
     order, limit, cursor = page_from(values)
     try:
-        page = service.search(
-            key.org_id,
-            service.limit_to_key(filters, key),
-            order=order,
-            limit=limit,
-            cursor=cursor,
-        )
+        page = reader.search(filters, order=order, limit=limit, cursor=cursor, request=values)
     except QueryError as exc:
         raise _query_error(exc) from None
-    service.record_read(key, "audit_log.search", _describe(values))
     # The stored canonical bytes go out as they are: no decoding and encoding again.
     return (
         b'{"events":['
@@ -248,19 +201,15 @@ def _page(service: AuditService, key: ApiKey, values: dict[str, Any]) -> bytes:
     )
 
 
-def _describe(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if k != "cursor"}
-
-
 @router.get(
     "/events",
     responses={200: schemas.json_response(schemas.PAGE, "One page of events"), **_ERRORS},
     openapi_extra={"parameters": [*FILTER_PARAMETERS, *PAGE_PARAMETERS]},
 )
-async def search(request: Request, key: ReadKey) -> Response:
+async def search(request: Request, reader: ReadAccess) -> Response:
     """Search the key's org: filters combine with AND, values of one filter with OR."""
     values = multi_params(list(request.query_params.multi_items()))
-    body = await read(request, _page, service_of(request), key, values)
+    body = await read(request, _page, reader, values)
     return Response(body, media_type="application/json")
 
 
@@ -274,7 +223,7 @@ async def search(request: Request, key: ReadKey) -> Response:
         }
     },
 )
-async def search_post(request: Request, key: ReadKey) -> Response:
+async def search_post(request: Request, reader: ReadAccess) -> Response:
     """The same search with the filters as a JSON object (for long lists)."""
     try:
         values = orjson.loads(await _read_body(request))
@@ -282,7 +231,7 @@ async def search_post(request: Request, key: ReadKey) -> Response:
         raise Problem(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(values, dict):
         raise Problem(400, "invalid_query", "the body must be a JSON object of filters")
-    body = await read(request, _page, service_of(request), key, values)
+    body = await read(request, _page, reader, values)
     return Response(body, media_type="application/json")
 
 
@@ -300,21 +249,21 @@ async def search_post(request: Request, key: ReadKey) -> Response:
     },
     openapi_extra={"parameters": [EXPORT_FORMAT, *FILTER_PARAMETERS]},
 )
-async def export(request: Request, key: ReadKey) -> Response:
+async def export(request: Request, reader: ReadAccess) -> Response:
     """Every matching event in seq order, streamed (constant memory at any size)."""
     values = multi_params(list(request.query_params.multi_items()))
     format = values.pop("format", "jsonl")
     if format not in MEDIA_TYPES:
         raise Problem(400, "invalid_query", "format: must be csv or jsonl",
                       errors=[{"field": "format", "message": "must be csv or jsonl"}])  # fmt: skip
-    service = service_of(request)
-    filters = service.limit_to_key(filters_from(values, allowed=set(FILTER_PARAMS)), key)
+    filters = filters_from(values, allowed=set(FILTER_PARAMS))
     try:
-        events = await run_in_threadpool(service.scan, key.org_id, filters)
-        first = await run_in_threadpool(next, events, None)  # surfaces bad filters as a 400
+        events = await run_in_threadpool(
+            partial(reader.export, filters, format=format, request={**values, "format": format})
+        )
+        first = await run_in_threadpool(next, events, None)
     except QueryError as exc:
         raise _query_error(exc) from None
-    service.record_read(key, "audit_log.export", {**values, "format": format})
 
     def chained() -> Iterator[StoredEvent]:
         if first is not None:
@@ -322,7 +271,7 @@ async def export(request: Request, key: ReadKey) -> Response:
             yield from events
 
     media = MEDIA_TYPES[format]
-    name = f"trailkeeper-{key.org_id}.{format}"
+    name = f"trailkeeper-{reader.org_id}.{format}"
     return StreamingResponse(
         iterate_in_threadpool(encode(chained(), format)),
         media_type=media,
@@ -334,13 +283,11 @@ async def export(request: Request, key: ReadKey) -> Response:
     "/events/{event_id}",
     responses={200: schemas.json_response(schemas.EVENT, "The event"), **_ERRORS},
 )
-async def get_event(request: Request, event_id: str, key: ReadKey) -> Response:
+async def get_event(request: Request, event_id: str, reader: ReadAccess) -> Response:
     """One event of the key's org by id."""
-    service = service_of(request)
-    stored = await read(request, service.get, key.org_id, event_id)
-    if stored is None or (key.apps and stored.event.app_id not in key.apps):
+    stored = await read(request, reader.get, event_id)
+    if stored is None:
         raise Problem(404, "not_found", f"no event {event_id[:64]!r} in this org")
-    service.record_read(key, "audit_log.search", {"id": event_id})
     return Response(stored.to_json(), media_type="application/json")
 
 
@@ -373,10 +320,9 @@ async def operations(request: Request) -> Response:
 
 
 @router.get("/apps", responses={200: schemas.json_response(schemas.APPS, "Apps"), **_ERRORS})
-async def apps(request: Request, key: ReadKey) -> Response:
+async def apps(request: Request, reader: ReadAccess) -> Response:
     """Apps seen in the key's org, with event counts and last activity."""
-    found = await read(request, service_of(request).apps, key.org_id)
-    visible = [a for a in found if not key.apps or a.app_id in key.apps]
+    visible = await read(request, reader.apps)
     return json(
         {
             "apps": [
@@ -392,14 +338,16 @@ async def apps(request: Request, key: ReadKey) -> Response:
     responses={200: schemas.json_response(schemas.ACTIVITY, "Counts per bucket"), **_ERRORS},
     openapi_extra={"parameters": [BUCKET, *FILTER_PARAMETERS]},
 )
-async def activity(request: Request, key: ReadKey) -> Response:
+async def activity(request: Request, reader: ReadAccess) -> Response:
     """Event and failure counts per hour or day, for charts."""
     values = multi_params(list(request.query_params.multi_items()))
     bucket = values.pop("bucket", "hour")
-    service = service_of(request)
-    filters = service.limit_to_key(filters_from(values, allowed=set(FILTER_PARAMS)), key)
+    filters = filters_from(values, allowed=set(FILTER_PARAMS))
     try:
-        buckets = await read(request, lambda: service.activity(key.org_id, filters, bucket=bucket))
+        buckets = await read(
+            request,
+            partial(reader.activity, filters, bucket=bucket, request={**values, "bucket": bucket}),
+        )
     except QueryError as exc:
         raise _query_error(exc) from None
     return json(

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from itertools import islice
+from functools import partial
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
+from .._reader import FOLLOW_BATCH, MAX_BACKLOG
 from ..events import StoredEvent
-from ..filters import Filters
-from ..service import AuditService, QueryError
+from ..keys import AuthError
+from ..service import QueryError
 from . import _routes as routes
+from ._access import ReadAccess
 from ._params import FILTER_PARAMETERS, FILTER_PARAMS, filters_from, multi_params
 from ._problems import Problem
 
@@ -27,10 +30,6 @@ from ._problems import Problem
 POLL_SECONDS = 0.25
 #: A comment line this often keeps proxies from closing an idle stream.
 KEEPALIVE_SECONDS = 15.0
-#: Events read from the store per step.
-BATCH = 500
-#: The most events ``backlog`` may replay when a stream opens.
-MAX_BACKLOG = 1000
 
 router = APIRouter(prefix="/v1")
 
@@ -66,20 +65,18 @@ def _integer(value: Any, name: str, low: int, high: int | None = None) -> int:
     return number
 
 
-def _batch(service: AuditService, org_id: str, filters: Filters, after: int) -> list[StoredEvent]:
-    # Read whole in one thread: a SQLite reader connection belongs to its thread, and closing
-    # the scan ends its read transaction at once instead of holding back checkpoints.
-    events = service.scan(org_id, filters, after_seq=after)
-    try:
-        return list(islice(events, BATCH))
-    finally:
-        close = getattr(events, "close", None)
-        if close is not None:
-            close()
-
-
 def _message(stored: StoredEvent) -> bytes:
     return b"id: %d\ndata: " % stored.seq + stored.to_json() + b"\n\n"
+
+
+#: What the last message of a stream says when its key stops being usable.
+_ENDED = {"revoked_key": "key_revoked", "expired_key": "key_expired"}
+
+
+def _ended(exc: AuthError) -> bytes:
+    code = _ENDED.get(exc.code, exc.code)
+    data = orjson.dumps({"code": code, "message": exc.message})
+    return b"event: error\ndata: " + data + b"\n\n"
 
 
 @router.get(
@@ -93,47 +90,44 @@ def _message(stored: StoredEvent) -> bytes:
     },
     openapi_extra={"parameters": [*FILTER_PARAMETERS, *_STREAM_PARAMETERS]},
 )
-async def stream(request: Request, key: routes.ReadKey) -> Response:
-    """Matching events as they are stored, in seq order, as `text/event-stream`."""
+async def stream(request: Request, reader: ReadAccess) -> Response:
+    """Matching events as they are stored, in seq order, as `text/event-stream`.
+
+    The key is checked again on every poll: within a second of its revocation or expiry the
+    stream sends an `event: error` message (`key_revoked`, `key_expired`) and ends, and no
+    event stored after that is sent.
+    """
     values = multi_params(list(request.query_params.multi_items()))
     after_value = request.headers.get("last-event-id") or values.pop("after", None)
     values.pop("after", None)
     backlog = _integer(values.pop("backlog", 0), "backlog", 0, MAX_BACKLOG)
-    service = routes.service_of(request)
-    filters = service.limit_to_key(filters_from(values, allowed=set(FILTER_PARAMS)), key)
-    org = key.org_id
-    head = await routes.read(request, service.size, org) - 1
-    if after_value is not None:
-        after = _integer(after_value, "after", -1)
-    else:
-        after = max(head - backlog, -1)
+    after = _integer(after_value, "after", -1, 2**63 - 1) if after_value is not None else None
+    filters = filters_from(values, allowed=set(FILTER_PARAMS))
     try:
-        first = await routes.read(request, _batch, service, org, filters, after)
+        follow = await routes.read(
+            request,
+            partial(reader.follow, filters, after=after, backlog=backlog, request=values),
+        )
     except QueryError as exc:
         raise routes._query_error(exc) from None
-    service.record_read(key, "audit_log.search", {**values, "stream": True})
 
     async def messages() -> AsyncIterator[bytes]:
-        # Invariant: every event up to ``position`` was sent or does not match. A read that
-        # returns less than a full batch has seen every event up to ``horizon``, the head
-        # observed before it was made.
-        position, horizon, batch = after, head, first
-        yield b"retry: 2000\n: streaming the log of org " + org.encode() + b"\n\n"
+        yield b"retry: 2000\n: streaming the log of org " + reader.org_id.encode() + b"\n\n"
+        idle = 0.0
         while True:
+            try:
+                batch = await routes.read(request, follow.poll)
+            except AuthError as exc:
+                yield _ended(exc)
+                return
             for stored in batch:
                 yield _message(stored)
-            if batch:
-                position = batch[-1].seq
-            if len(batch) < BATCH:
-                position = max(position, horizon)
-                idle = 0.0
-                while (horizon := await routes.read(request, service.size, org) - 1) <= position:
-                    await asyncio.sleep(POLL_SECONDS)
-                    idle += POLL_SECONDS
-                    if idle >= KEEPALIVE_SECONDS:
-                        idle = 0.0
-                        yield b": keepalive\n\n"
-            batch = await routes.read(request, _batch, service, org, filters, position)
+            if len(batch) < FOLLOW_BATCH:
+                await asyncio.sleep(POLL_SECONDS)
+                idle = 0.0 if batch else idle + POLL_SECONDS
+                if idle >= KEEPALIVE_SECONDS:
+                    idle = 0.0
+                    yield b": keepalive\n\n"
 
     return StreamingResponse(
         messages(),

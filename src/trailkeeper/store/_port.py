@@ -80,12 +80,16 @@ class LogStore(ABC):
     """
 
     @abstractmethod
-    def append(self, org_id: str, batch: Sequence[PreparedEvent]) -> list[Appended]:
+    def append(
+        self, org_id: str, batch: Sequence[PreparedEvent], *, key: ApiKey | None = None
+    ) -> list[Appended]:
         """Append a batch to an org's log, atomically, and return once it is durable.
 
         New events get the org's next seqs in batch order. An id already in the org with the
         same leaf hash is a duplicate (stored nothing, keeps its old seq); with another leaf
         hash it is a conflict. Ids within ``batch`` are distinct (the service checks).
+        ``key``: a new API key stored in the same transaction (``batch`` records it), so
+        that the key and its record are stored together or not at all.
 
         Raises:
             ConflictError: nothing of the batch was stored.

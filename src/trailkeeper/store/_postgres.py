@@ -16,7 +16,6 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg import errors
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -37,7 +36,7 @@ from ._postgres_rows import EVENT_COLUMNS, LEAF_COLUMNS, copy_leaf, copy_row, wh
 from ._postgres_schema import MONTHS_AHEAD, create_partitions, existing_months, migrate, month_of
 from ._postgres_stats import Analyzer
 from ._query import SearchQuery
-from ._rows import SELECT_EVENTS, SELECT_KEYS, row_to_key, row_to_stored
+from ._rows import SELECT_EVENTS, SELECT_KEYS, key_row, row_to_key, row_to_stored
 
 #: How long a request waits for a connection (for one while the server is down) before it
 #: fails with StoreUnavailableError.
@@ -182,7 +181,9 @@ class PostgresStore(LogStore):
 
     # -- writing ------------------------------------------------------------------------------
 
-    def append(self, org_id: str, batch: Sequence[PreparedEvent]) -> list[Appended]:
+    def append(
+        self, org_id: str, batch: Sequence[PreparedEvent], *, key: ApiKey | None = None
+    ) -> list[Appended]:
         if self._closed:
             raise StoreClosedError("the store is closed")
         if not batch:
@@ -193,7 +194,7 @@ class PostgresStore(LogStore):
                 self._ensure_months(months)
                 try:
                     with self._connection(self._writes) as con:
-                        appended = self._append(con, org_id, batch)
+                        appended = self._append(con, org_id, batch, key)
                     self._count_rows(batch, appended)
                     return appended
                 except errors.CheckViolation:
@@ -222,13 +223,17 @@ class PostgresStore(LogStore):
                 months[month] = months.get(month, 0) + 1
         self._analyzer.wrote(months)
 
-    def _append(self, con: Con, org_id: str, batch: Sequence[PreparedEvent]) -> list[Appended]:
+    def _append(
+        self, con: Con, org_id: str, batch: Sequence[PreparedEvent], key: ApiKey | None = None
+    ) -> list[Appended]:
         received_us = time.time_ns() // 1000
         leaves = [copy_leaf(p) for p in batch]  # before the lock; the rows: see _insert
         try:
             # The common case, every id new, in as few round trips as the lock is held for:
             # each one is a wait for the interpreter lock as well as for the network.
             with con.transaction():
+                if key is not None:
+                    con.execute(_INSERT_KEY, key_row(key))
                 org_key, size = self._claim(con, org_id, len(batch))
                 return self._insert(
                     con, org_key, size, batch, leaves, received_us, {}, claimed=True
@@ -236,6 +241,8 @@ class PostgresStore(LogStore):
         except errors.UniqueViolation:
             pass  # an id is already stored; all of that was rolled back: again, knowing which
         with con.transaction():
+            if key is not None:
+                con.execute(_INSERT_KEY, key_row(key))
             org_key, size = self._lock_head(con, org_id)
             existing: dict[str, tuple[int, bytes]] = {
                 str(event_id): (seq, bytes(leaf))
@@ -415,20 +422,7 @@ class PostgresStore(LogStore):
             raise StoreUnavailableError(f"PostgreSQL write failed: {exc}") from exc
 
     def put_key(self, key: ApiKey) -> None:
-        self._write(
-            "INSERT INTO api_keys VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                key.id,
-                key.org_id,
-                key.name,
-                orjson.dumps(list(key.scopes)).decode(),
-                orjson.dumps(list(key.apps)).decode(),
-                to_micros(key.created_at),
-                to_micros(key.expires_at) if key.expires_at else None,
-                None,
-                key.secret_hash,
-            ),
-        )
+        self._write(_INSERT_KEY, key_row(key))
 
     def get_key(self, key_id: str) -> ApiKey | None:
         rows = self._read(f"{SELECT_KEYS} WHERE id = %s", (key_id,), primary=True)
@@ -460,3 +454,6 @@ class PostgresStore(LogStore):
         self._writes.close()
         if self._reads is not self._writes:
             self._reads.close()
+
+
+_INSERT_KEY = "INSERT INTO api_keys VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from ..events import StoredEvent, from_micros
+from ..events import StoredEvent, from_micros, to_micros
 from ..keys import ApiKey
 
 #: Events read for ``row_to_stored`` (the table aliased ``e``, for WHERE clauses on it).
@@ -41,4 +41,19 @@ def row_to_key(row: tuple[Any, ...]) -> ApiKey:
         expires_at=from_micros(expires) if expires is not None else None,
         revoked_at=from_micros(revoked) if revoked is not None else None,
         secret_hash=bytes(secret_hash),
+    )
+
+
+def key_row(key: ApiKey) -> tuple[object, ...]:
+    """An API key as a row of ``api_keys``, in column order (never revoked yet)."""
+    return (
+        key.id,
+        key.org_id,
+        key.name,
+        orjson.dumps(list(key.scopes)).decode(),
+        orjson.dumps(list(key.apps)).decode(),
+        to_micros(key.created_at),
+        to_micros(key.expires_at) if key.expires_at else None,
+        None,
+        key.secret_hash,
     )

@@ -18,8 +18,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from ..events import StoredEvent, from_micros, to_micros
 from ..keys import ApiKey
 from ._port import (
@@ -32,7 +30,7 @@ from ._port import (
     StoreClosedError,
 )
 from ._query import SearchQuery
-from ._rows import SELECT_EVENTS, SELECT_KEYS, row_to_key, row_to_stored
+from ._rows import SELECT_EVENTS, SELECT_KEYS, key_row, row_to_key, row_to_stored
 from ._sqlite_rows import (
     EVENT_INSERT,
     FTS_INSERT,
@@ -53,11 +51,14 @@ _NO_TIME = -(2**62)
 
 
 class _Job:
-    __slots__ = ("batch", "future", "org_id")
+    __slots__ = ("batch", "future", "key", "org_id")
 
-    def __init__(self, org_id: str, batch: Sequence[PreparedEvent]) -> None:
+    def __init__(
+        self, org_id: str, batch: Sequence[PreparedEvent], key: ApiKey | None = None
+    ) -> None:
         self.org_id = org_id
         self.batch = batch
+        self.key = key
         self.future: Future[list[Appended]] = Future()
 
 
@@ -136,8 +137,15 @@ class SQLiteStore(LogStore):
 
     # -- writing ------------------------------------------------------------------------------
 
-    def append(self, org_id: str, batch: Sequence[PreparedEvent]) -> list[Appended]:
-        return self.submit(org_id, batch).result()
+    def append(
+        self, org_id: str, batch: Sequence[PreparedEvent], *, key: ApiKey | None = None
+    ) -> list[Appended]:
+        job = _Job(org_id, batch, key)
+        if not batch:
+            job.future.set_result([])
+            return []
+        self._submit(job)
+        return job.future.result()
 
     def submit(self, org_id: str, batch: Sequence[PreparedEvent]) -> Future[list[Appended]]:
         job = _Job(org_id, batch)
@@ -247,6 +255,8 @@ class SQLiteStore(LogStore):
         if wm is None:
             wm = _NO_TIME
         assert org_key is not None
+        if job.key is not None:
+            con.execute(f"INSERT INTO api_keys VALUES ({_PLACES9})", key_row(job.key))
         ids = [_id_bytes(p.event.id) for p in job.batch]
         # Fast path: new ids, the common case. The unique index on (org_key, id) is checked
         # by the insert anyway; only when it reports an existing id do we look ids up.
@@ -555,17 +565,7 @@ class SQLiteStore(LogStore):
     # -- API keys -----------------------------------------------------------------------------
 
     def put_key(self, key: ApiKey) -> None:
-        row = (
-            key.id,
-            key.org_id,
-            key.name,
-            orjson.dumps(list(key.scopes)).decode(),
-            orjson.dumps(list(key.apps)).decode(),
-            to_micros(key.created_at),
-            to_micros(key.expires_at) if key.expires_at else None,
-            None,
-            key.secret_hash,
-        )
+        row = key_row(key)
         self._write(lambda con: con.execute(f"INSERT INTO api_keys VALUES ({_PLACES9})", row))
 
     def get_key(self, key_id: str) -> ApiKey | None:

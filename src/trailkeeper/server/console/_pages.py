@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qs, quote
 
@@ -12,6 +13,7 @@ from starlette.staticfiles import StaticFiles
 
 from ...keys import ApiKey, AuthError
 from ...service import AuditService
+from .._lookup import off_loop
 from ._session import COOKIE, LIFETIME_SECONDS, sign, verify
 
 STATIC = Path(__file__).parent / "static"
@@ -39,14 +41,15 @@ def _service(request: Request) -> AuditService:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-def session_key(request: Request) -> ApiKey | None:
+async def session_key(request: Request) -> ApiKey | None:
     """The key of the request's console session, if it has a valid one."""
     cookie = request.cookies.get(COOKIE)
     key_id = verify(request.app.state.session_secret, cookie) if cookie else None
     if key_id is None:
         return None
     try:
-        return _service(request).authenticate_id(key_id, "events:read")
+        keys = _service(request).keys
+        return await off_loop(request, partial(keys.authenticate_id, key_id, "events:read"))
     except AuthError:
         return None
 
@@ -67,7 +70,7 @@ def _local(target: str | None) -> str:
 
 @router.get("")
 async def logs(request: Request) -> Response:
-    key = session_key(request)
+    key = await session_key(request)
     if key is None:
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/console/login?next={quote(here, safe='')}", status_code=303)
@@ -110,7 +113,8 @@ async def login(request: Request) -> Response:
     secret = (form.get("key") or [""])[0].strip()
     target = _local((form.get("next") or [""])[0])
     try:
-        key = _service(request).authenticate(secret or None, "events:read")
+        keys = _service(request).keys
+        key = await off_loop(request, partial(keys.authenticate, secret or None, "events:read"))
     except AuthError as exc:
         message = {
             "missing_key": "Paste a read key to sign in.",

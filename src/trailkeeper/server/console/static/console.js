@@ -8,7 +8,7 @@ const PAGE_SIZE = 50;
 const DAY = 24 * 3600 * 1000;
 const RANGES = ["today", "yesterday", "7d", "30d", "month", "6mo", "all", "custom"];
 const DEFAULT_RANGE = "7d"; // includes today, unlike a console we know
-const HIDE_READS = "-operation:audit_log.search -operation:audit_log.export";
+const HIDE_READS = "-operation:audit_log.search -operation:audit_log.export -operation:audit_log.stream";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const testid = (id) => $(`[data-testid="${id}"]`);
