@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from conftest import LiveServer, serving
 from trailkeeper.client import Client
+from trailkeeper.service import AuditService
 
 CHROMIUM = "/usr/bin/chromium"
 APPS = ["fraud-detect", "general", "ocr"]
@@ -308,6 +309,24 @@ def test_live_mode_shows_a_new_event_within_two_seconds(
     expect(row).to_contain_text("Mia Live")
     expect(page.get_by_test_id("live-status")).to_have_text("Live: 1 new")
     assert "live=1" in page.url
+
+
+def test_live_mode_stops_and_says_so_when_the_key_is_revoked(
+    context: BrowserContext, server: LiveServer
+) -> None:
+    with AuditService.open(server.db) as service:
+        key, secret = service.keys.create("acme", ["events:read"], name="soon revoked")
+    page = context.new_page()
+    sign_in(page, server, secret)
+    page.get_by_test_id("live-toggle").check()
+    expect(page.get_by_test_id("live-status")).to_have_text("Live: waiting for new events")
+    with AuditService.open(server.db) as service:
+        service.keys.revoke("acme", key.id)
+    status = page.get_by_test_id("live-status")
+    expect(status).to_contain_text("signed out: the key was revoked", timeout=3000)
+    expect(page.get_by_test_id("status-message")).to_have_attribute("role", "alert")
+    page.wait_for_timeout(3000)  # EventSource would have retried by now (retry: 2000)
+    expect(status).to_contain_text("signed out: the key was revoked")
 
 
 def test_empty_and_error_states(page: Page) -> None:

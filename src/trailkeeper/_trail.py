@@ -75,7 +75,7 @@ def is_reserved_operation(name: object) -> bool:
 
 
 def is_reserved_actor(actor: object) -> bool:
-    actor_id = actor.get("id") if isinstance(actor, Mapping) else None
+    actor_id = actor.get("id") if isinstance(actor, Mapping) else actor  # or the id alone
     return isinstance(actor_id, str) and actor_id.casefold().startswith(RESERVED_ACTOR_PREFIX)
 
 

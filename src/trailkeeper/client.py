@@ -49,6 +49,14 @@ class ConflictError(TrailkeeperError):
     """409: an event id is already stored with other content."""
 
 
+class StreamEndedError(TrailkeeperError):
+    """The server ended a live stream and said why; ``tail`` does not reconnect after it.
+
+    ``code`` is ``key_revoked`` or ``key_expired`` (status 401: the key can no longer read),
+    or another reason the server gives (status 503).
+    """
+
+
 def _raise_for(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
@@ -136,6 +144,10 @@ class _Events:
             backlog: start with the matching events among the org's last ``backlog``.
             reconnect: when the connection drops, reconnect and resume after the last event
                 received (no event is skipped or repeated); otherwise raise.
+
+        Raises:
+            StreamEndedError: the server ended the stream for good (its key was revoked or
+                expired): never reconnected.
         """
         sse = _SSE()
         params = _stream_params(after, backlog, filters)
@@ -164,15 +176,23 @@ _STREAM_TIMEOUT = httpx.Timeout(30.0, read=60.0)
 
 
 class _SSE:
-    """Server-sent events, parsed line by line: yields ``(id, data)`` per message."""
+    """Server-sent events, parsed line by line: returns each message's data.
+
+    Raises:
+        StreamEndedError: for an ``event: error`` message, the server's last.
+    """
 
     def __init__(self) -> None:
         self.last_id: str | None = None
         self._data: list[str] = []
+        self._event = ""
 
     def feed(self, line: str) -> str | None:
         if not line:
             data, self._data = self._data, []
+            event, self._event = self._event, ""
+            if event == "error":
+                _stream_ended("\n".join(data))
             return "\n".join(data) if data else None
         field, _, value = line.partition(":")
         value = value[1:] if value.startswith(" ") else value
@@ -180,7 +200,22 @@ class _SSE:
             self._data.append(value)
         elif field == "id":
             self.last_id = value
+        elif field == "event":
+            self._event = value
         return None
+
+
+def _stream_ended(data: str) -> None:
+    try:
+        said = json.loads(data)
+    except ValueError:
+        said = {}
+    if not isinstance(said, dict):
+        said = {}
+    code = str(said.get("code") or "stream_ended")
+    detail = str(said.get("message") or "the server ended the stream")
+    status = 401 if code in ("key_revoked", "key_expired") else 503
+    raise StreamEndedError(status, code, detail, [])
 
 
 def _stream_params(after: int | None, backlog: int, filters: Mapping[str, Any]) -> Params:

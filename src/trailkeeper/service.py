@@ -294,7 +294,7 @@ class AuditService:
             allowed = set(key.apps)
             for index, raw in enumerate(events):
                 app = raw.get("app_id") if isinstance(raw, Mapping) else None
-                if app not in allowed:
+                if not isinstance(app, str) or app not in allowed:
                     shown = f"app {str(app)[:64]!r}" if app is not None else "no app_id"
                     raise AppNotAllowedError(
                         f"event {index} has {shown}; the API key {key.id} may write only "

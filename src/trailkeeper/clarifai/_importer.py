@@ -90,7 +90,7 @@ def _store(
             result.skipped.append(f"entry {result.read}: {exc.message}")
     while events:
         try:
-            ingested = service.ingest(org_id, events)
+            ingested = service.ingest(org_id, events, allow_reserved=True)
         except EventValidationError as exc:
             # Leave out the invalid ones, say why, and store the rest.
             bad = {e.index for e in exc.errors}

@@ -51,7 +51,15 @@ def run_server(service: AuditService, host: str, port: int, log_level: str) -> N
     )
     tune_process()
     # Open live streams (/v1/events/stream) never end by themselves: give them 3 s.
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3)
+    # proxy_headers=False: X-Forwarded-For is read by the app, from trusted proxies only.
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=3,
+        proxy_headers=False,
+    )
 
 
 @app.command()
@@ -169,7 +177,10 @@ def keys_create(
         list[str], typer.Option(help=f"Repeatable: {', '.join(SCOPES)}.", show_default=False)
     ],
     app_: Annotated[
-        list[str] | None, typer.Option("--app", help="Limit a read key to these apps.")
+        list[str] | None,
+        typer.Option(
+            "--app", help="Limit the key to these apps (what it reads and what it writes)."
+        ),
     ] = None,
     name: Annotated[str, typer.Option(help="What the key is for.")] = "",
     expires: Annotated[str | None, typer.Option(help="e.g. 90d, 12h, 8w (default: never).")] = None,
@@ -258,10 +269,10 @@ def ingest(
             except orjson.JSONDecodeError as exc:
                 raise ValueError(f"line {number}: not JSON: {exc}") from None
             if len(pending) == batch:
-                result = service.ingest(org, pending)
+                result = service.ingest(org, pending, allow_reserved=True)
                 accepted, duplicates = accepted + result.accepted, duplicates + result.duplicates
                 pending = []
         if pending:
-            result = service.ingest(org, pending)
+            result = service.ingest(org, pending, allow_reserved=True)
             accepted, duplicates = accepted + result.accepted, duplicates + result.duplicates
     print(f"accepted {accepted}, duplicates {duplicates}")

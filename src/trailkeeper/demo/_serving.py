@@ -16,7 +16,7 @@ class ThreadedServer:
         # Open live streams (/v1/events/stream) never end by themselves: give them 3 s.
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", lifespan="on",
-            timeout_graceful_shutdown=3,
+            timeout_graceful_shutdown=3, proxy_headers=False,
         )  # fmt: skip
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name=name, daemon=True)

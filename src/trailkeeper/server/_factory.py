@@ -77,4 +77,8 @@ def serve_processes(
     uvicorn.run(
         FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level,
         timeout_graceful_shutdown=3,  # open live streams never end by themselves
+        # X-Forwarded-For is read by the app, from TRAILKEEPER_TRUSTED_PROXIES only: uvicorn's
+        # own reading of it (trusting 127.0.0.1 by default) would let any local caller pick
+        # the source IP recorded for its reads.
+        proxy_headers=False,
     )  # fmt: skip

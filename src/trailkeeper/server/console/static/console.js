@@ -587,6 +587,7 @@ function renderExports() {
 let source = null;
 let liveKey = "";
 let liveCount = 0;
+let liveEnded = false; // the server ended live mode (the key was revoked): not reopened
 
 function stopLive() {
   if (source) source.close();
@@ -600,7 +601,7 @@ function stopLive() {
 function startLive() {
   const params = filterParams(state);
   const key = params.toString();
-  if (source && key === liveKey) return;
+  if (liveEnded || (source && key === liveKey)) return;
   stopLive();
   liveKey = key;
   liveCount = 0;
@@ -609,7 +610,20 @@ function startLive() {
   status.textContent = "Live: connecting…";
   source = new EventSource(`/v1/events/stream?${params}`);
   source.onopen = () => { status.textContent = liveCount ? `Live: ${liveCount} new` : "Live: waiting for new events"; };
-  source.onerror = () => { status.textContent = "Live: reconnecting…"; };
+  source.onerror = (incoming) => {
+    // The server's own last message ("event: error" with data) ends live mode for good; a
+    // plain error is a dropped connection, which EventSource retries by itself.
+    if (!incoming.data) { status.textContent = "Live: reconnecting…"; return; }
+    let said = {};
+    try { said = JSON.parse(incoming.data); } catch { /* keep the generic words */ }
+    const why = { key_revoked: "the key was revoked", key_expired: "the key expired" }[said.code];
+    source.close();
+    source = null;
+    status.classList.remove("on");
+    status.textContent = why ? `Live stopped, signed out: ${why}` : `Live stopped: ${said.message || "the server ended it"}`;
+    liveEnded = true;
+    message(why ? `Signed out: ${why}. Sign in again with a valid key.` : status.textContent, { error: true });
+  };
   source.onmessage = (incoming) => {
     const event = JSON.parse(incoming.data);
     liveCount += 1;
