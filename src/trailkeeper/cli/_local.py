@@ -41,12 +41,22 @@ def run_server(service: AuditService, host: str, port: int, log_level: str) -> N
 
     from ..server import create_app
     from ..server._process import tune_process
+    from ..server._protocol import DeadlineProtocol
 
-    secret = Settings.from_env().session_secret
-    app = create_app(service, session_secret=secret.encode() if secret else None)
+    settings = Settings.from_env()
+    secret = settings.session_secret
+    app = create_app(
+        service,
+        session_secret=secret.encode() if secret else None,
+        metrics_key=settings.metrics_key,
+    )
     tune_process()
-    # Open live streams (/v1/events/stream) never end by themselves: give them 3 s.
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3)
+    uvicorn.run(
+        app, host=host, port=port, log_level=log_level,
+        timeout_graceful_shutdown=3,  # open live streams never end by themselves
+        http=DeadlineProtocol,  # hangs up on clients too slow to send a request
+        limit_concurrency=settings.limit_concurrency,
+    )  # fmt: skip
 
 
 @app.command()

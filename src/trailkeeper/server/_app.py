@@ -21,9 +21,11 @@ from ..store import StoreUnavailableError
 from . import _schemas as schemas
 from . import console
 from ._clarifai import router as clarifai_router
+from ._docs import add_docs
+from ._hardening import InternalErrors, SecurityHeaders
 from ._metrics import Metrics
 from ._problems import Problem
-from ._routes import json, router
+from ._routes import authorize, json, router
 from ._stream import router as stream_router
 
 
@@ -65,13 +67,16 @@ class _MetricsMiddleware:
 READERS = 4
 
 
-def create_app(service: AuditService, *, session_secret: bytes | None = None) -> FastAPI:
+def create_app(
+    service: AuditService, *, session_secret: bytes | None = None, metrics_key: str = "none"
+) -> FastAPI:
     """The API and the console over ``service``; the caller owns the service and closes it.
 
     Args:
         session_secret: signs the console's session cookies. Processes that serve the same
             users behind one address must share it; by default each process makes its own,
             so a restart signs everyone out of the console.
+        metrics_key: ``"admin"`` to answer /metrics only to an admin key (``"none"``: anyone).
     """
     readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="tk-reader")
 
@@ -85,6 +90,8 @@ def create_app(service: AuditService, *, session_secret: bytes | None = None) ->
         title="Trailkeeper",
         version=__version__,
         description="A tamper-evident, searchable audit log. Errors are RFC 9457 problems.",
+        docs_url=None,  # add_docs serves them without a CDN
+        redoc_url=None,
     )
     metrics = Metrics()
     app.state.readers = readers
@@ -132,13 +139,18 @@ def create_app(service: AuditService, *, session_secret: bytes | None = None) ->
         return json({"status": "ok"})
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
+        if metrics_key == "admin":
+            authorize(request, "admin")
         extra: dict[str, Any] = {"trailkeeper_read_audit_failures": service.read_audit_failures}
         return PlainTextResponse(
             metrics.render(extra), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
+    add_docs(app)
+    app.add_middleware(InternalErrors)  # inside the metrics: a crash counts as a 500
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeaders)
     app.openapi = lambda: _with_security(app)  # type: ignore[method-assign]
     return app
 

@@ -20,6 +20,7 @@ from ..service import AuditService
 from ..store import open_store
 from ._app import create_app
 from ._process import tune_process
+from ._protocol import DeadlineProtocol
 
 FACTORY = "trailkeeper.server._factory:app_from_env"
 
@@ -30,7 +31,11 @@ def app_from_env() -> FastAPI:
     store = open_store(settings.database_url, read_url=settings.read_database_url)
     service = AuditService(store, rules=settings.rules())
     secret = settings.session_secret
-    app = create_app(service, session_secret=secret.encode() if secret else None)
+    app = create_app(
+        service,
+        session_secret=secret.encode() if secret else None,
+        metrics_key=settings.metrics_key,
+    )
     inner = app.router.lifespan_context
 
     @asynccontextmanager
@@ -73,4 +78,6 @@ def serve_processes(
     uvicorn.run(
         FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level,
         timeout_graceful_shutdown=3,  # open live streams never end by themselves
+        http=DeadlineProtocol,  # hangs up on clients too slow to send a request
+        limit_concurrency=Settings.from_env().limit_concurrency,
     )  # fmt: skip
