@@ -78,10 +78,10 @@ def authorize(request: Request, scope: str) -> ApiKey:
         secret = bearer(request)
         if secret is None and scope == "events:read" and COOKIE in request.cookies:
             # The console: its signed session cookie stands in for a read key.
-            key_id = verify(request.app.state.session_secret, request.cookies[COOKIE])
-            if key_id is None:
+            session = verify(request.app.state.session_secret, request.cookies[COOKIE])
+            if session is None:
                 raise AuthError("invalid_session", "the console session has ended; sign in")
-            return service_of(request).authenticate_id(key_id, scope)
+            return service_of(request).authenticate_id(session.key_id, scope, session_id=session.id)
         return service_of(request).authenticate(secret, scope)
     except AuthError as exc:
         headers = {"WWW-Authenticate": 'Bearer realm="trailkeeper"'} if exc.status == 401 else {}

@@ -585,6 +585,22 @@ class SQLiteStore(LogStore):
         key = self.get_key(key_id)
         return key if key is not None and key.org_id == org_id else None
 
+    def end_session(self, session_id: str, expires: datetime) -> None:
+        def end(con: sqlite3.Connection) -> None:
+            con.execute(
+                "DELETE FROM ended_sessions WHERE expires_us < ?", (time.time_ns() // 1000,)
+            )
+            con.execute(
+                "INSERT OR IGNORE INTO ended_sessions VALUES (?, ?)",
+                (session_id, to_micros(expires)),
+            )
+
+        self._write(end)
+
+    def session_ended(self, session_id: str) -> bool:
+        sql = "SELECT 1 FROM ended_sessions WHERE id = ?"
+        return self._reader().execute(sql, (session_id,)).fetchone() is not None
+
     def close(self) -> None:
         with self._close_lock:
             if self._closed:
