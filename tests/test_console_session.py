@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +17,10 @@ SECRET = b"s" * 32
 
 
 def test_a_signed_value_verifies_to_its_key_id() -> None:
-    assert verify(SECRET, sign(SECRET, "abc123", now=1000), now=1001) == "abc123"
+    session = verify(SECRET, sign(SECRET, "abc123", now=1000), now=1001)
+    assert session is not None
+    assert (session.key_id, session.expires) == ("abc123", 1000 + LIFETIME_SECONDS)
+    assert session.id != verify(SECRET, sign(SECRET, "abc123", now=1000), now=1001).id  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -48,10 +52,18 @@ def browser(service: AuditService) -> Iterator[ASGIClient]:
     client.close()
 
 
+def form_token(browser: ASGIClient) -> str:
+    """The sign-in form's token (its nonce cookie stays in the client's jar)."""
+    page = browser.get("/console/login")
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
 def signed_in(browser: ASGIClient, secret: str) -> str:
     response = browser.post(
         "/console/login",
-        content=f"key={secret}&next=/console",
+        content=f"key={secret}&next=/console&csrf={form_token(browser)}",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 303, response.text
@@ -109,7 +121,7 @@ def test_sign_in_sends_people_back_only_inside_the_console(
     ]:
         response = browser.post(
             "/console/login",
-            content=f"key={secret}&next={target}",
+            content=f"key={secret}&next={target}&csrf={form_token(browser)}",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         assert response.headers["location"] == expected
@@ -124,11 +136,12 @@ def test_console_pages_forbid_outside_scripts_and_framing(browser: ASGIClient) -
     assert "<script" not in page.text  # the sign-in page runs no script at all
 
 
-def test_an_oversized_sign_in_form_is_refused_like_a_missing_key(browser: ASGIClient) -> None:
+def test_an_oversized_sign_in_form_is_refused_unread(browser: ASGIClient) -> None:
+    token = form_token(browser)
     response = browser.post(
         "/console/login",
-        content="key=" + "x" * 100_000,
+        content=f"csrf={token}&key=" + "x" * 100_000,
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
-    assert response.status_code == 401
-    assert "Paste a read key" in response.text
+    assert response.status_code == 403
+    assert "did not come from this console" in response.text

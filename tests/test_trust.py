@@ -265,6 +265,15 @@ def test_an_open_stream_ends_within_a_second_of_its_key_ending(
     assert data["message"]
 
 
+def _wait_for_stream(db: str) -> None:
+    """Until a stream has opened (its record is stored): a slow start must not make the
+    revocation come first."""
+    deadline = time.monotonic() + 30
+    while not any(e.event.operation == "audit_log.stream" for e in _records(db)):
+        assert time.monotonic() < deadline, "the stream did not open"
+        time.sleep(0.1)
+
+
 def test_tail_stops_with_the_servers_reason_and_does_not_reconnect(
     server: LiveServer,
 ) -> None:
@@ -282,7 +291,7 @@ def test_tail_stops_with_the_servers_reason_and_does_not_reconnect(
 
     thread = threading.Thread(target=follow, daemon=True)
     thread.start()
-    time.sleep(1.0)
+    _wait_for_stream(server.db)
     with AuditService.open(server.db) as service:
         service.keys.revoke("acme", key.id)
     thread.join(10)
@@ -304,7 +313,7 @@ def test_the_cli_tail_exits_with_the_revocation(server: LiveServer) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2.0)
+    _wait_for_stream(server.db)
     with AuditService.open(server.db) as service:
         service.keys.revoke("acme", key.id)
     out, err = process.communicate(timeout=15)

@@ -146,19 +146,26 @@ class Keyring:
             raise AuthError("invalid_key", "the API key is not valid")
         return self.usable(key, scope)
 
-    def authenticate_id(self, key_id: str, scope: str) -> ApiKey:
+    def authenticate_id(self, key_id: str, scope: str, *, session_id: str | None = None) -> ApiKey:
         """The key with this id, if it is still valid and has ``scope``.
 
         For a session the server signed itself after checking the key's secret (the
-        console's cookie): a key revoked or expired since then stops working at once.
+        console's cookie): a key revoked or expired since then stops working at once, and
+        so does a session signed out (``end_session``) on any server sharing the store.
 
         Raises:
-            AuthError: as ``authenticate``.
+            AuthError: as ``authenticate``; ``ended_session`` (401) for a signed-out session.
         """
+        if session_id is not None and self._store.session_ended(session_id):
+            raise AuthError("ended_session", "the console session was signed out; sign in")
         key = self._store.get_key(key_id)
         if key is None:
             raise AuthError("invalid_key", "the API key is not valid")
         return self.usable(key, scope)
+
+    def end_session(self, session_id: str, expires: datetime) -> None:
+        """Sign out the console session ``session_id`` on every server sharing the store."""
+        self._store.end_session(session_id, expires)
 
     def recheck(self, key: ApiKey, scope: str) -> ApiKey:
         """``key`` as stored now, if it is still usable: for reads that last (streams).

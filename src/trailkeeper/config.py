@@ -36,7 +36,12 @@ ENVIRONMENT: dict[str, str] = {
     "TRAILKEEPER_PORT": "port",
     "TRAILKEEPER_SESSION_SECRET": "session_secret",
     "TRAILKEEPER_TRUSTED_PROXIES": "trusted_proxies",
+    "TRAILKEEPER_HEADER_TIMEOUT": "header_timeout",
+    "TRAILKEEPER_LIMIT_CONCURRENCY": "limit_concurrency",
+    "TRAILKEEPER_METRICS_KEY": "metrics_key",
 }
+#: Who may read /metrics: anyone, or only requests with an admin key.
+METRICS_KEYS = ("none", "admin")
 
 
 class ConfigError(ValueError):
@@ -60,6 +65,11 @@ class Settings:
         trusted_proxies: addresses or networks (comma-separated in the variable) of the
             proxies in front of the server: their ``X-Forwarded-For`` names the client
             recorded as the source IP of each read of the log.
+        header_timeout: seconds a client has to send a request's headers, and at most
+            between two pieces of its body, before the server hangs up (408).
+        limit_concurrency: connections and requests in progress a server process takes at
+            once; beyond, requests are answered 503.
+        metrics_key: ``none`` (anyone may read /metrics) or ``admin`` (an admin key).
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -71,6 +81,9 @@ class Settings:
     port: int = 8000
     session_secret: str | None = None
     trusted_proxies: tuple[str, ...] = ()
+    header_timeout: float = 10.0
+    limit_concurrency: int = 1000
+    metrics_key: str = "none"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -124,6 +137,27 @@ class Settings:
                         "network (like 10.0.0.0/8)"
                     ) from None
             settings = replace(settings, trusted_proxies=proxies)
+        if raw := env.get("TRAILKEEPER_HEADER_TIMEOUT"):
+            try:
+                timeout = float(raw)
+            except ValueError:
+                timeout = 0.0
+            if not 0 < timeout <= 3600:
+                raise ConfigError(
+                    f"TRAILKEEPER_HEADER_TIMEOUT must be seconds, over 0 and at most 3600, "
+                    f"not {raw!r}"
+                )
+            settings = replace(settings, header_timeout=timeout)
+        if raw := env.get("TRAILKEEPER_LIMIT_CONCURRENCY"):
+            if not raw.isdigit() or int(raw) < 1:
+                raise ConfigError(
+                    f"TRAILKEEPER_LIMIT_CONCURRENCY must be a whole number over 0, not {raw!r}"
+                )
+            settings = replace(settings, limit_concurrency=int(raw))
+        if raw := env.get("TRAILKEEPER_METRICS_KEY"):
+            if raw not in METRICS_KEYS:
+                raise ConfigError(f"TRAILKEEPER_METRICS_KEY must be none or admin, not {raw!r}")
+            settings = replace(settings, metrics_key=raw)
         return settings
 
     def rules(self) -> EventRules:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 
@@ -81,4 +81,80 @@ def _union(a: Match, b: Match) -> Match:
         apps=a.apps + b.apps,
         source_ips=a.source_ips + b.source_ips,
         request_ids=a.request_ids + b.request_ids,
+    )
+
+
+#: At most this many distinct values in one filter (one parameter, one qualifier of a
+#: query, one side of an exclusion, or the free-text terms) ...
+MAX_FILTER_VALUES = 100
+#: ... and in one request, all filters together. Each value becomes a term of the
+#: database's query: thousands make SQLite give up ("Expression tree is too large") and
+#: PostgreSQL plan for longer than the search takes. docs/api.md documents both.
+MAX_REQUEST_VALUES = 500
+#: At most this many operation names from the expansion of the patterns of one filter
+#: (``model.*`` expands against the catalogue, which a deployment can extend).
+MAX_EXPANDED_OPERATIONS = 1000
+
+#: A ``Match`` field and the name people write it with (the API's parameter).
+FIELD_NAMES = {
+    "operations": "operation",
+    "actors": "actor",
+    "targets": "target",
+    "apps": "app",
+    "source_ips": "source_ip",
+    "request_ids": "request_id",
+}
+
+
+class TooManyValuesError(ValueError):
+    """A filter, or a whole request, has more distinct values than the caps above allow."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+def deduplicated(match: Match) -> Match:
+    """``match`` with each field's repeated values once, in first-seen order."""
+    return Match(**{name: tuple(dict.fromkeys(getattr(match, name))) for name in FIELD_NAMES})
+
+
+def check_size(filters: Filters) -> Filters:
+    """``filters`` de-duplicated, if within ``MAX_FILTER_VALUES`` and ``MAX_REQUEST_VALUES``.
+
+    Raises:
+        TooManyValuesError: naming the first filter over its cap, or ``request``.
+    """
+    parts = [("", deduplicated(filters.match)), ("-", deduplicated(filters.exclude))]
+    parts += [("", deduplicated(m)) for m in filters.also]
+    text = tuple(dict.fromkeys(filters.text))
+    total = len(text)
+    if len(text) > MAX_FILTER_VALUES:
+        raise TooManyValuesError("q", _over(len(text), "free-text terms"))
+    for prefix, match in parts:
+        for name, label in FIELD_NAMES.items():
+            values = getattr(match, name)
+            if len(values) > MAX_FILTER_VALUES:
+                raise TooManyValuesError(prefix + label, _over(len(values), "values"))
+            total += len(values)
+    if total > MAX_REQUEST_VALUES:
+        raise TooManyValuesError(
+            "request",
+            f"has {total} filter values; at most {MAX_REQUEST_VALUES} in one request "
+            "(docs/api.md, Filters)",
+        )
+    return replace(  # replace, not a new Filters: every other part is kept as it was
+        filters,
+        match=parts[0][1],
+        exclude=parts[1][1],
+        text=text,
+        also=tuple(m for _, m in parts[2:]),
+    )
+
+
+def _over(count: int, what: str) -> str:
+    return (
+        f"has {count} distinct {what}; at most {MAX_FILTER_VALUES} in one filter "
+        "(docs/api.md, Filters)"
     )

@@ -13,7 +13,9 @@ A query is a list of terms separated by white space, all of which must hold:
 - A value may be quoted: ``actor:"svc account"``; inside quotes ``\\"`` is a quote.
 - Any other word, or a quoted phrase, is free text that must occur in the event.
 
-A malformed query raises ``QuerySyntaxError`` naming the bad term and its position.
+A malformed query raises ``QuerySyntaxError`` naming the bad term and its position, and so
+does a query with more distinct values than ``filters.MAX_FILTER_VALUES`` for one qualifier
+(or for the free text) or ``filters.MAX_REQUEST_VALUES`` in all.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from .filters import Filters, Match
+from .filters import MAX_FILTER_VALUES, MAX_REQUEST_VALUES, Filters, Match
 
 QUALIFIERS = ("operation", "actor", "target", "app", "status", "ip", "since", "until", "request")
 _MATCH_FIELDS = {
@@ -130,6 +132,31 @@ def parse_query(query: str, *, now: Callable[[], datetime] | None = None) -> Fil
     until: datetime | None = None
     relative = False
     text: list[str] = []
+    distinct = 0
+
+    def add(values: list[str], value: str, name: str, raw: str, position: int) -> None:
+        # Repeats are kept (they change nothing) but only distinct values count.
+        nonlocal distinct
+        if value in values:
+            values.append(value)
+            return
+        if len(set(values)) >= MAX_FILTER_VALUES:
+            raise QuerySyntaxError(
+                f"{name} has more than {MAX_FILTER_VALUES} distinct values; "
+                f"at most {MAX_FILTER_VALUES} in one filter",
+                raw,
+                position,
+            )
+        if distinct >= MAX_REQUEST_VALUES:
+            raise QuerySyntaxError(
+                f"more than {MAX_REQUEST_VALUES} distinct values; "
+                f"at most {MAX_REQUEST_VALUES} in one query",
+                raw,
+                position,
+            )
+        values.append(value)
+        distinct += 1
+
     for token, position, end, quoted in _tokens(query):
         raw = query[position:end]  # the term as written, quotes included
         negate = token.startswith("-") and ":" in token
@@ -142,7 +169,7 @@ def parse_query(query: str, *, now: Callable[[], datetime] | None = None) -> Fil
                     raw,
                     position,
                 )
-            text.append(token)
+            add(text, token, "free text", raw, position)
             continue
         if name not in QUALIFIERS:
             close = [q for q in QUALIFIERS if q.startswith(name[:2])] if name else []
@@ -181,7 +208,8 @@ def parse_query(query: str, *, now: Callable[[], datetime] | None = None) -> Fil
             else:
                 until = moment if until is None else min(until, moment)
         else:
-            (exclude if negate else include).setdefault(_MATCH_FIELDS[name], []).append(value)
+            values = (exclude if negate else include).setdefault(_MATCH_FIELDS[name], [])
+            add(values, value, ("-" if negate else "") + name + ":", raw, position)
     return Filters(
         match=Match(**{k: tuple(v) for k, v in include.items()}),
         exclude=Match(**{k: tuple(v) for k, v in exclude.items()}),

@@ -39,6 +39,9 @@ HTTP_STATUS = {
 }
 
 
+_NO_KEY = "this request needs an API key: authorization: Key <your Trailkeeper API key>"
+
+
 class Failure(Exception):
     """A request answered with a Clarifai failure status instead of entries."""
 
@@ -118,7 +121,9 @@ class ClarifaiSearches:
             key = self.service.keys.authenticate(key_secret(authorization), "events:read")
         except AuthError as exc:
             description = "Insufficient scopes" if exc.code == "forbidden" else "Invalid API key"
-            raise Failure(_AUTH_CODES[exc.code], description, exc.message) from None
+            # The core's message names the JSON API's Bearer scheme; Clarifai clients use Key.
+            message = _NO_KEY if exc.code == "missing_key" else exc.message
+            raise Failure(_AUTH_CODES[exc.code], description, message) from None
         if user_id not in ("me", "", key.org_id):
             raise Failure(
                 status_code_pb2.CONN_INSUFFICIENT_SCOPES,

@@ -15,7 +15,7 @@ from clarifai_grpc.grpc.api import resources_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ..events import Catalogue, StoredEvent, format_time, from_micros, to_micros
-from ..filters import Filters, Match
+from ..filters import Filters, Match, TooManyValuesError, check_size
 from ..store import Order
 
 #: The kinds of ``AuditLogTarget``; each is the Trailkeeper target type of the same name.
@@ -68,6 +68,15 @@ def clarifai_operations(catalogue: Catalogue) -> tuple[str, ...]:
     return tuple(op.name for op in catalogue if op.clarifai is not None)
 
 
+#: Trailkeeper's filter names as the request's fields, for the message of a capped filter.
+_QUERY_FIELDS = {
+    "operation": "operations",
+    "actor": "user_ids",
+    "target": "targets",
+    "source_ip": "source_ips",
+}
+
+
 def search_from(request: Any, catalogue: Catalogue) -> Search:
     """Read a ``PostAuditLogSearchesRequest`` into filters, order and page window.
 
@@ -76,7 +85,7 @@ def search_from(request: Any, catalogue: Catalogue) -> Search:
 
     Raises:
         BadRequest: an unknown ``EventType``, an empty target, a timestamp out of range, a
-            ``per_page`` over 1,000.
+            ``per_page`` over 1,000, more values than the caps of ``filters.check_size``.
     """
     query = request.query
     by_number = catalogue.by_clarifai_number()
@@ -108,18 +117,23 @@ def search_from(request: Any, catalogue: Catalogue) -> Search:
     if per_page > MAX_PER_PAGE:
         raise BadRequest("pagination.per_page", f"is {per_page}; at most {MAX_PER_PAGE}")
     page = request.pagination.page or 1
-    return Search(
-        filters=Filters(
-            match=Match(
-                operations=tuple(operations) or clarifai_operations(catalogue),
-                actors=tuple(query.user_ids),
-                targets=tuple(_target_filter(t) for t in query.targets),
-                source_ips=tuple(query.source_ips),
-            ),
-            success=success,
-            since=since,
-            until=until,
+    filters = Filters(
+        match=Match(
+            operations=tuple(operations) or clarifai_operations(catalogue),
+            actors=tuple(query.user_ids),
+            targets=tuple(_target_filter(t) for t in query.targets),
+            source_ips=tuple(query.source_ips),
         ),
+        success=success,
+        since=since,
+        until=until,
+    )
+    try:
+        filters = check_size(filters)
+    except TooManyValuesError as exc:
+        raise BadRequest("query." + _QUERY_FIELDS.get(exc.field, exc.field), exc.message) from None
+    return Search(
+        filters=filters,
         order="asc" if request.sort_ascending else "desc",
         offset=(page - 1) * per_page,
         limit=per_page,

@@ -41,6 +41,7 @@ def run_server(service: AuditService, host: str, port: int, log_level: str) -> N
 
     from ..server import create_app
     from ..server._process import tune_process
+    from ..server._protocol import DeadlineProtocol
 
     settings = Settings.from_env()
     secret = settings.session_secret
@@ -48,18 +49,17 @@ def run_server(service: AuditService, host: str, port: int, log_level: str) -> N
         service,
         session_secret=secret.encode() if secret else None,
         trusted_proxies=settings.trusted_proxies,
+        metrics_key=settings.metrics_key,
     )
     tune_process()
-    # Open live streams (/v1/events/stream) never end by themselves: give them 3 s.
-    # proxy_headers=False: X-Forwarded-For is read by the app, from trusted proxies only.
     uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        timeout_graceful_shutdown=3,
+        app, host=host, port=port, log_level=log_level,
+        timeout_graceful_shutdown=3,  # open live streams never end by themselves
+        http=DeadlineProtocol,  # hangs up on clients too slow to send a request
+        limit_concurrency=settings.limit_concurrency,
+        # X-Forwarded-For is read by the app, from trusted proxies only.
         proxy_headers=False,
-    )
+    )  # fmt: skip
 
 
 @app.command()

@@ -94,10 +94,11 @@ async def authenticate(request: Request, scope: str) -> ApiKey:
         secret = bearer(request)
         if secret is None and scope == "events:read" and COOKIE in request.cookies:
             # The console: its signed session cookie stands in for a read key.
-            key_id = verify(request.app.state.session_secret, request.cookies[COOKIE])
-            if key_id is None:
+            session = verify(request.app.state.session_secret, request.cookies[COOKIE])
+            if session is None:
                 raise AuthError("invalid_session", "the console session has ended; sign in")
-            return await off_loop(request, partial(keys.authenticate_id, key_id, scope))
+            lookup = partial(keys.authenticate_id, session.key_id, scope, session_id=session.id)
+            return await off_loop(request, lookup)
         return await off_loop(request, partial(keys.authenticate, secret, scope))
     except AuthError as exc:
         headers = {"WWW-Authenticate": 'Bearer realm="trailkeeper"'} if exc.status == 401 else {}

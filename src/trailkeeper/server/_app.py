@@ -21,8 +21,10 @@ from ..service import AuditService
 from ..store import StoreUnavailableError
 from . import _schemas as schemas
 from . import console
-from ._access import RequestIdMiddleware
+from ._access import RequestIdMiddleware, authenticate
 from ._clarifai import router as clarifai_router
+from ._docs import add_docs
+from ._hardening import InternalErrors, SecurityHeaders
 from ._lookup import AUTH_THREADS
 from ._metrics import Metrics
 from ._problems import Problem
@@ -73,6 +75,7 @@ def create_app(
     *,
     session_secret: bytes | None = None,
     trusted_proxies: Sequence[str] = (),
+    metrics_key: str = "none",
 ) -> FastAPI:
     """The API and the console over ``service``; the caller owns the service and closes it.
 
@@ -82,6 +85,7 @@ def create_app(
             so a restart signs everyone out of the console.
         trusted_proxies: addresses or networks of proxies whose ``X-Forwarded-For`` names
             the client recorded as a read's source IP.
+        metrics_key: ``"admin"`` to answer /metrics only to an admin key (``"none"``: anyone).
 
     Raises:
         ValueError: a trusted proxy is not an address or network.
@@ -101,6 +105,8 @@ def create_app(
         title="Trailkeeper",
         version=__version__,
         description="A tamper-evident, searchable audit log. Errors are RFC 9457 problems.",
+        docs_url=None,  # add_docs serves them without a CDN
+        redoc_url=None,
     )
     metrics = Metrics()
     app.state.readers = readers
@@ -150,14 +156,19 @@ def create_app(
         return json({"status": "ok"})
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
+        if metrics_key == "admin":
+            await authenticate(request, "admin")
         extra: dict[str, Any] = {"trailkeeper_read_audit_failures": service.read_audit_failures}
         return PlainTextResponse(
             metrics.render(extra), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
-    app.add_middleware(RequestIdMiddleware)
+    add_docs(app)
+    app.add_middleware(InternalErrors)  # inside the metrics: a crash counts as a 500
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every response carries the id
     app.openapi = lambda: _with_security(app)  # type: ignore[method-assign]
     return app
 

@@ -20,6 +20,7 @@ from ..service import AuditService
 from ..store import open_store
 from ._app import create_app
 from ._process import tune_process
+from ._protocol import DeadlineProtocol
 
 FACTORY = "trailkeeper.server._factory:app_from_env"
 
@@ -34,6 +35,7 @@ def app_from_env() -> FastAPI:
         service,
         session_secret=secret.encode() if secret else None,
         trusted_proxies=settings.trusted_proxies,
+        metrics_key=settings.metrics_key,
     )
     inner = app.router.lifespan_context
 
@@ -81,4 +83,6 @@ def serve_processes(
         # own reading of it (trusting 127.0.0.1 by default) would let any local caller pick
         # the source IP recorded for its reads.
         proxy_headers=False,
+        http=DeadlineProtocol,  # hangs up on clients too slow to send a request
+        limit_concurrency=Settings.from_env().limit_concurrency,
     )  # fmt: skip

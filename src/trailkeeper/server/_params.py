@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ..filters import Filters, Match
+from ..filters import Filters, Match, TooManyValuesError, check_size
 from ..query import QuerySyntaxError, parse_query
 from ..store import Order
 from ._problems import Problem
@@ -93,10 +93,11 @@ def _time(field: str, value: object) -> datetime:
 
 
 def filters_from(values: Mapping[str, Any], *, allowed: set[str]) -> Filters:
-    """``Filters`` from parameter values (lists for repeatable ones).
+    """``Filters`` from parameter values (lists for repeatable ones), de-duplicated.
 
     Raises:
-        Problem: 400 for an unknown parameter or a malformed value.
+        Problem: 400 for an unknown parameter, a malformed value, or more distinct values
+            than ``filters.MAX_FILTER_VALUES`` in one filter or ``MAX_REQUEST_VALUES`` in all.
     """
     for name in values:
         if name not in allowed:
@@ -150,7 +151,10 @@ def filters_from(values: Mapping[str, Any], *, allowed: set[str]) -> Filters:
             filters = filters.combine(parsed)
         except ValueError as exc:
             raise _bad("q", str(exc)) from None
-    return filters
+    try:
+        return check_size(filters)
+    except TooManyValuesError as exc:
+        raise _bad(exc.field, exc.message) from None
 
 
 def page_from(values: Mapping[str, Any]) -> tuple[Order, int, str | None]:

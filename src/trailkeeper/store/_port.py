@@ -168,6 +168,15 @@ class LogStore(ABC):
         """Mark the org's key revoked at ``when`` (kept if already revoked); ``None`` if absent."""
 
     @abstractmethod
+    def end_session(self, session_id: str, expires: datetime) -> None:
+        """Record that the console session ``session_id`` was signed out; the record may be
+        forgotten after ``expires``, when the session's cookie stops working anyway."""
+
+    @abstractmethod
+    def session_ended(self, session_id: str) -> bool:
+        """Whether the console session ``session_id`` was signed out (on any server)."""
+
+    @abstractmethod
     def close(self) -> None:
         """Finish pending appends and release every connection and thread."""
 

@@ -445,6 +445,17 @@ class PostgresStore(LogStore):
         key = self.get_key(key_id)
         return key if key is not None and key.org_id == org_id else None
 
+    def end_session(self, session_id: str, expires: datetime) -> None:
+        self._write("DELETE FROM ended_sessions WHERE expires_us < %s", (time.time_ns() // 1000,))
+        self._write(
+            "INSERT INTO ended_sessions VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (session_id, to_micros(expires)),
+        )
+
+    def session_ended(self, session_id: str) -> bool:
+        sql = "SELECT 1 FROM ended_sessions WHERE id = %s"
+        return bool(self._read(sql, (session_id,), primary=True))
+
     def close(self) -> None:
         with self._lock:
             if self._closed:

@@ -76,6 +76,17 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX api_keys_org ON api_keys (org_id);
         """,
     ),
+    (
+        2,
+        "ended console sessions",
+        """
+        -- Sessions signed out before their cookie expires; a row goes once it would have.
+        CREATE TABLE ended_sessions (
+            id          text PRIMARY KEY,
+            expires_us  bigint NOT NULL
+        );
+        """,
+    ),
 )
 
 # Both locks are per database; a schema of its own (search_path) shares them, harmlessly.

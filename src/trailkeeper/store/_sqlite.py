@@ -20,6 +20,7 @@ from typing import Any
 
 from ..events import StoredEvent, from_micros, to_micros
 from ..keys import ApiKey
+from ._counts import CountCache
 from ._port import (
     AppActivity,
     Appended,
@@ -87,9 +88,8 @@ def _connect(path: str, *, synchronous: str, readonly: bool) -> sqlite3.Connecti
 
 
 _PLACES9 = ", ".join("?" * 9)
-#: How long a filter's capped count may be reused to choose a plan, and how many are kept.
+#: How long a filter's capped count may be reused to choose a plan (see _counts).
 PROBE_SECONDS = 10.0
-_PROBE_CACHE_SIZE = 4096
 
 
 def _id_bytes(event_id: str) -> bytes:
@@ -130,7 +130,7 @@ class SQLiteStore(LogStore):
         #: Under this many matches a filter's index leads a search (see _choose_access);
         #: tests lower or raise it to run every access path on small data.
         self.selective = SELECTIVE
-        self._probe_counts: dict[tuple[Any, ...], tuple[float, int]] = {}
+        self._probe_counts = CountCache(PROBE_SECONDS)
         self._writer = threading.Thread(target=self._write_loop, name="trailkeeper-sqlite-writer")
         self._writer.daemon = True
         self._writer.start()
@@ -413,18 +413,13 @@ class SQLiteStore(LogStore):
         if ordered is not None and len(probes) == 1:
             return f"INDEXED BY {ordered}"  # the only filter, and its index is in time order
         best: tuple[int, str | None] | None = None
-        now = time.monotonic()
         for index, sql, params, key in probes:
             # Counts only choose a plan (every plan gives the same answer), so one a few
             # seconds old serves: a dashboard repeating its searches pays for them once.
-            cached = self._probe_counts.get(key)
-            if cached is not None and now - cached[0] < PROBE_SECONDS:
-                count = cached[1]
-            else:
+            count = self._probe_counts.get(key)
+            if count is None:
                 count = int(con.execute(sql, params).fetchone()[0])
-                if len(self._probe_counts) >= _PROBE_CACHE_SIZE:
-                    self._probe_counts.clear()
-                self._probe_counts[key] = (now, count)
+                self._probe_counts.put(key, count)
             if count < self.selective and (best is None or count < best[0]):
                 best = (count, index)
         if best is None:
@@ -589,6 +584,22 @@ class SQLiteStore(LogStore):
         self._write(revoke)
         key = self.get_key(key_id)
         return key if key is not None and key.org_id == org_id else None
+
+    def end_session(self, session_id: str, expires: datetime) -> None:
+        def end(con: sqlite3.Connection) -> None:
+            con.execute(
+                "DELETE FROM ended_sessions WHERE expires_us < ?", (time.time_ns() // 1000,)
+            )
+            con.execute(
+                "INSERT OR IGNORE INTO ended_sessions VALUES (?, ?)",
+                (session_id, to_micros(expires)),
+            )
+
+        self._write(end)
+
+    def session_ended(self, session_id: str) -> bool:
+        sql = "SELECT 1 FROM ended_sessions WHERE id = ?"
+        return self._reader().execute(sql, (session_id,)).fetchone() is not None
 
     def close(self) -> None:
         with self._close_lock:

@@ -78,6 +78,17 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX api_keys_org ON api_keys (org_id);
         """,
     ),
+    (
+        3,
+        "ended console sessions",
+        """
+        -- Sessions signed out before their cookie expires; a row goes once it would have.
+        CREATE TABLE ended_sessions (
+            id          TEXT PRIMARY KEY,
+            expires_us  INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    ),
 )
 
 
