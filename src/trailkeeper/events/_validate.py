@@ -55,9 +55,15 @@ SERVER_FIELDS = frozenset({"seq", "received_at", "leaf_hash"})
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?P<frac>\.\d{1,9})?(?P<tz>[Zz]|[+-]\d{2}:\d{2})"
 )
-# Control characters are refused in one-line fields; multi-line text may hold \t, \n and \r.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Refused in text: C0 and C1 controls, DEL, the Unicode line and paragraph separators (every
+# line break str.splitlines knows, so no reader splits a line where the log has none) and lone
+# surrogates (not characters; UTF-8 can't hold them). Multi-line text may hold \t, \n and \r.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_CONTROL_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: JSON numbers must lie strictly inside this: the server reads a larger JSON integer as an
+#: approximate float, which can't be told from one sent as a float.
+INT64_LIMIT = 2**63
 _CANONICAL_UUID = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
 )
@@ -157,7 +163,7 @@ def parse_event(
         if key in SERVER_FIELDS:
             c.add(str(key), "is assigned by the server; leave it out")
         elif key not in EVENT_FIELDS:
-            c.add(str(key), f"is not an event field{_hint(str(key), EVENT_FIELDS)}")
+            c.add(_shown(key), f"is not an event field{_hint(str(key), EVENT_FIELDS)}")
 
     event_id = _parse_id(raw.get("id"), c)
     time, time_defaulted = _parse_time(raw.get("time"), received_at, limits, c)
@@ -276,6 +282,23 @@ def _kind(value: object) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+def _brief(value: object) -> str:
+    """A value an error quotes: a string's first 64 characters, else only its kind (the repr
+    of a deeply nested value is huge, or fails)."""
+    if isinstance(value, str):
+        return repr(value[:64])
+    if value is None or isinstance(value, bool | float):
+        return repr(value)
+    if isinstance(value, int):
+        return _integer(value)
+    return _kind(value)
+
+
+def _integer(value: int) -> str:
+    # Python refuses to write an int of over 4,300 digits; past 40, the digits tell nothing.
+    return str(value) if abs(value) < 10**40 else f"of {value.bit_length()} bits"
+
+
 def _hint(name: str, choices: frozenset[str]) -> str:
     close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
@@ -309,7 +332,9 @@ def _parse_time(
         if value.tzinfo is None:
             c.add("time", "must have a time zone")
             return None, False
-        parsed = value.astimezone(UTC)
+        parsed = _to_utc(value, repr(value.isoformat()), c)
+        if parsed is None:
+            return None, False
     elif isinstance(value, str):
         match = _RFC3339.fullmatch(value)
         if match is None:
@@ -324,9 +349,12 @@ def _parse_time(
         if frac and len(frac) > 7:  # keep microseconds; finer digits are dropped, not rounded
             text = value[: match.start("frac") + 7] + value[match.end("frac") :]
         try:
-            parsed = datetime.fromisoformat(text.replace("z", "Z")).astimezone(UTC)
+            local = datetime.fromisoformat(text.replace("z", "Z"))
         except ValueError:
             c.add("time", f"{value[:64]!r} is not a real date and time")
+            return None, False
+        parsed = _to_utc(local, repr(value[:64]), c)
+        if parsed is None:
             return None, False
     else:
         c.add("time", f"must be an RFC 3339 string, not {_kind(value)}")
@@ -339,6 +367,14 @@ def _parse_time(
         )
         return None, False
     return parsed, False
+
+
+def _to_utc(value: datetime, shown: str, c: _Collector) -> datetime | None:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        c.add("time", f"{shown} is outside the years 1-9999 once converted to UTC")
+        return None
 
 
 def format_delta(delta: Any) -> str:
@@ -390,10 +426,21 @@ def _text(value: object, name: str, limit: int, c: _Collector, multiline: bool) 
     if len(value) > limit:
         c.add(name, f"is {len(value):,} characters; the limit is {limit:,}")
         return None
-    if (_CONTROL_MULTILINE if multiline else _CONTROL).search(value):
-        c.add(name, "must not contain control characters")
+    found = (_CONTROL_MULTILINE if multiline else _CONTROL).search(value)
+    if found:
+        c.add(name, _bad_character(found))
         return None
     return value
+
+
+def _bad_character(found: re.Match[str]) -> str:
+    char = found.group()
+    where = f"U+{ord(char):04X} at position {found.start()}"
+    if "\ud800" <= char <= "\udfff":
+        return f"has a lone surrogate ({where}), which is not a character"
+    if char in "\u2028\u2029":
+        return f"must not contain line or paragraph separators ({where})"
+    return f"must not contain control characters ({where})"
 
 
 _ACTOR_FIELDS = frozenset({"id", "type", "name", "email"})
@@ -424,10 +471,10 @@ def _parse_actor(value: object, limits: Limits, c: _Collector) -> Actor | None:
         return None
     for key in value:
         if key not in _ACTOR_FIELDS:
-            c.add(f"actor.{key}", "is not an actor field (id, type, name, email)")
+            c.add(f"actor.{_shown(key)}", "is not an actor field (id, type, name, email)")
     kind = value.get("type", "user")
     if kind not in ACTOR_TYPES:
-        c.add("actor.type", f"must be one of {', '.join(ACTOR_TYPES)}; got {kind!r}")
+        c.add("actor.type", f"must be one of {', '.join(ACTOR_TYPES)}; got {_brief(kind)}")
         kind = "user"
     raw_id = value.get("id")
     if raw_id is None and kind == "anonymous":
@@ -482,10 +529,10 @@ def _parse_targets(value: object, limits: Limits, c: _Collector) -> tuple[Target
             continue
         for key in item:
             if key not in _TARGET_FIELDS:
-                c.add(f"{where}.{key}", "is not a target field (type, id, name)")
+                c.add(f"{where}.{_shown(key)}", "is not a target field (type, id, name)")
         kind = item.get("type")
         if not isinstance(kind, str) or kind not in TARGET_TYPES:
-            shown = "is required" if kind is None else f"{str(kind)[:64]!r} is not a target type"
+            shown = "is required" if kind is None else f"{_brief(kind)} is not a target type"
             c.add(f"{where}.type", f"{shown}; known types: {', '.join(sorted(TARGET_TYPES))}")
         target_id = _ident(item.get("id"), f"{where}.id", c)
         name = _text(item.get("name"), f"{where}.name", limits.name, c, False)
@@ -505,7 +552,7 @@ def _parse_error(value: object, success: bool, limits: Limits, c: _Collector) ->
         return None
     for key in value:
         if key not in ("code", "message"):
-            c.add(f"error.{key}", "is not an error field (code, message)")
+            c.add(f"error.{_shown(key)}", "is not an error field (code, message)")
     code = value.get("code")
     if not isinstance(code, str) or not ERROR_CODE_PATTERN.fullmatch(code):
         c.add("error.code", "is required: 1-128 letters, digits, '.', '_' or '-'")
@@ -565,8 +612,13 @@ def _parse_changes(value: object, limits: Limits, c: _Collector) -> dict[str, An
     ok = True
     for name, change in value.items():
         where = f"changes.{name}"
-        if not isinstance(name, str) or not 1 <= len(name) <= 128 or _CONTROL.search(name):
-            c.add("changes", f"field name {str(name)[:64]!r} must be 1-128 characters")
+        if not isinstance(name, str) or not 1 <= len(name) <= 128:
+            c.add("changes", f"field name {_brief(name)} must be 1-128 characters")
+            ok = False
+            continue
+        found = _CONTROL.search(name)
+        if found:
+            c.add("changes", f"field name {name[:64]!r} {_bad_character(found)}")
             ok = False
             continue
         if not isinstance(change, Mapping) or not change or set(change) - {"from", "to"}:
@@ -592,43 +644,100 @@ def _parse_metadata(value: object, limits: Limits, c: _Collector) -> dict[str, A
 
 
 def _json_ok(value: object, where: str, depth: int, c: _Collector) -> bool:
-    """Plain JSON only: string keys, finite numbers, safe integers, bounded nesting."""
+    """Plain JSON only: string keys, valid text, finite numbers in range, bounded nesting.
+
+    This walk only decides; ``_json_problem`` walks again to name the first problem's path.
+    """
     stack: list[tuple[object, int]] = [(value, 0)]
     while stack:
         item, level = stack.pop()
         kind = type(item)
-        if kind is str or kind is bool or item is None:
+        if kind is str:
+            if not item.isascii() and _SURROGATE.search(item):  # type: ignore[attr-defined,call-overload]
+                break
+        elif kind is bool or item is None:
             continue
-        if kind is dict:
+        elif kind is dict:
             if level >= depth:
-                c.add(where, f"nests more than {depth} levels deep")
-                return False
+                break
             for key, inner in item.items():  # type: ignore[attr-defined]
-                if type(key) is not str:
-                    c.add(where, "object keys must be strings")
-                    return False
+                if type(key) is not str or (not key.isascii() and _SURROGATE.search(key)):
+                    break
                 stack.append((inner, level + 1))
+            else:
+                continue
+            break
         elif kind is list:
             if level >= depth:
-                c.add(where, f"nests more than {depth} levels deep")
-                return False
+                break
             stack.extend((inner, level + 1) for inner in item)  # type: ignore[attr-defined]
         elif kind is int:
             if abs(item) > MAX_SAFE_INTEGER:  # type: ignore[arg-type]
-                c.add(
-                    where, f"integer {item} is beyond ±(2**53 - 1), which JSON readers can't keep"
-                )
-                return False
+                break
         elif kind is float:
-            if not math.isfinite(item):  # type: ignore[arg-type]
-                c.add(where, "numbers must be finite (no NaN or Infinity)")
-                return False
+            if not -INT64_LIMIT < item < INT64_LIMIT:  # type: ignore[operator]
+                break  # also NaN, which compares false
         elif isinstance(item, Mapping):
             stack.append((dict(item), level))
         else:
-            c.add(where, f"{_kind(item)} is not a JSON value")
-            return False
-    return True
+            break
+    else:
+        return True
+    path, message = _json_problem(value, where, 0, depth) or (where, "is not plain JSON")
+    c.add(path, message)
+    return False
+
+
+def _json_problem(value: object, path: str, level: int, depth: int) -> tuple[str, str] | None:
+    """The path and message of the first thing ``_json_ok`` refuses in ``value``, if any."""
+    if isinstance(value, str):
+        found = _SURROGATE.search(value)
+        return (path, _bad_character(found)) if found else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            return path, (
+                f"integer {_integer(value)} is beyond ±(2**53 - 1), which JSON readers can't keep"
+            )
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return path, "numbers must be finite (no NaN or Infinity)"
+        if not -INT64_LIMIT < value < INT64_LIMIT:
+            return path, (
+                f"number {value!r} is outside the signed 64-bit range (±2**63); an integer "
+                "that large is read as an approximate float: send it as a string"
+            )
+        return None
+    if isinstance(value, Mapping | list):
+        if level >= depth:
+            return path, f"nests more than {depth} levels deep"
+        if isinstance(value, list):
+            items: Any = ((f"{path}[{i}]", inner) for i, inner in enumerate(value))
+        else:
+            items = value.items()
+            for key, _ in items:
+                if not isinstance(key, str):
+                    return path, "object keys must be strings"
+                found = _SURROGATE.search(key)
+                if found:
+                    return f"{path}.{_shown(key)}", f"key {_bad_character(found)}"
+            items = ((f"{path}.{_shown(key)}", inner) for key, inner in value.items())
+        for inner_path, inner in items:
+            problem = _json_problem(inner, inner_path, level + 1, depth)
+            if problem is not None:
+                return problem
+        return None
+    return path, f"{_kind(value)} is not a JSON value"
+
+
+def _shown(name: object) -> str:
+    """A name as an error shows it: at most 64 characters, so errors stay small, with the
+    characters text refuses written as escapes, so an error is always valid one-line text."""
+    text = name if isinstance(name, str) else str(name)
+    text = text if len(text) <= 64 else text[:63] + "…"
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _size_ok(value: object, where: str, limit: int, c: _Collector) -> bool:
