@@ -8,14 +8,25 @@ make of it.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
-from conftest import ASGIClient
+from conftest import ASGIClient, FakeClock, LiveServer, run_cli
+from trailkeeper.capture import Recorder
+from trailkeeper.client import Client
+from trailkeeper.events import Actor, EventRules, Target, leaf_hash, parse_event
 from trailkeeper.server import create_app
 from trailkeeper.service import AuditService
+from trailkeeper.store import PreparedEvent, open_store
+from trailkeeper.testing import capture_events
 
 GOOD = b'{"actor": "alice", "operation": "model.create"}'
 
@@ -187,3 +198,204 @@ def test_text_fields_refuse_characters_that_break_lines(
     service: AuditService, client: ASGIClient, events: bytes, field: str, message: str
 ) -> None:
     assert_refused(service, client, events, 422, "invalid_events", field, message)
+
+
+# Every character str.splitlines splits on besides CR and LF, and CR LF themselves.
+BREAKERS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+PLANTED = f"Mozilla/5.0 {BREAKERS} \r\n end"
+
+
+def plant(db: str, count: int) -> list[str]:
+    """Store ``count`` events holding every line breaker, straight into the store (as a
+    version that did not refuse them would have), bypassing validation; returns their ids."""
+    store = open_store(db)
+    try:
+        prepared = []
+        for i in range(count):
+            raw = {"actor": "mallory", "operation": "model.create", "time": "2026-01-01T00:00:00Z"}
+            event = parse_event(
+                raw, org_id="acme", received_at=datetime.now(UTC), rules=EventRules()
+            ).event
+            event = replace(
+                event,
+                user_agent=PLANTED,
+                actor=Actor("mallory", "user", f"Mal{BREAKERS}lory", None),
+                description=f"line one{BREAKERS}line two {i}",
+                targets=(Target("model", "m1", f"x{BREAKERS}y"),),
+                details=(BREAKERS, "tail\r"),
+                metadata={f"k{BREAKERS}": BREAKERS},
+            )
+            canonical = event.canonical_bytes()
+            prepared.append(PreparedEvent(event, canonical, leaf_hash(canonical)))
+        store.append("acme", prepared)
+    finally:
+        store.close()
+    return [p.event.id for p in prepared]
+
+
+@pytest.fixture
+def planted(live_server: LiveServer) -> tuple[LiveServer, str, list[str]]:
+    ids = plant(live_server.db, 3)
+    return live_server, live_server.key("--org", "acme", "--scope", "events:read"), ids
+
+
+def test_the_stream_never_has_a_raw_line_break_inside_a_message(
+    planted: tuple[LiveServer, str, list[str]],
+) -> None:
+    server, key, ids = planted
+    with httpx.stream(
+        "GET", f"{server.url}/v1/events/stream", params={"backlog": 10},
+        headers={"Authorization": f"Bearer {key}"}, timeout=10,
+    ) as response:  # fmt: skip
+        raw = b""
+        for chunk in response.iter_bytes():
+            raw += chunk
+            if raw.count(b"\ndata: ") == len(ids) and raw.endswith(b"\n\n"):
+                break
+    assert b"\r" not in raw
+    messages = [m for m in raw.split(b"\n\n") if m.startswith(b"id: ")]
+    assert len(messages) == len(ids)
+    for message in messages:
+        id_line, data_line = message.split(b"\n")  # exactly two lines: nothing else broke
+        assert id_line.startswith(b"id: ")
+        event = json.loads(data_line.removeprefix(b"data: "))
+        assert event["user_agent"] == PLANTED
+    assert "\u2028".encode() in raw  # sent as it is stored: only JSON's escapes are applied
+
+
+def test_the_client_and_cli_tail_events_stored_with_line_breakers(
+    planted: tuple[LiveServer, str, list[str]],
+) -> None:
+    server, key, ids = planted
+    with Client(server.url, key) as client:
+        tail = client.events.tail(backlog=10, operation="model.create")
+        tailed = [e for _, e in zip(range(len(ids)), tail, strict=False)]
+        jsonl = b"".join(client.events.export("jsonl", operation="model.create"))
+        exported_csv = b"".join(client.events.export("csv", operation="model.create")).decode()
+    assert [e["id"] for e in tailed] == ids
+    assert all(e["user_agent"] == PLANTED for e in tailed)
+    assert tailed[0]["actor"]["name"] == f"Mal{BREAKERS}lory"
+    assert tailed[0]["metadata"] == {f"k{BREAKERS}": BREAKERS}
+
+    lines = jsonl.split(b"\n")  # JSON Lines: one event per LF, whatever the text holds
+    assert lines[-1] == b""
+    assert [json.loads(line)["id"] for line in lines[:-1]] == ids
+    rows = list(csv.DictReader(io.StringIO(exported_csv, newline="")))
+    assert [r["id"] for r in rows] == ids
+    assert rows[0]["description"] == f"line one{BREAKERS}line two 0"
+
+    result = run_cli(
+        "tail", "operation:model.create", "--url", server.url, "--key", key,
+        "--count", str(len(ids)),
+        "--format", "jsonl", timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    printed = [json.loads(line) for line in result.stdout.split("\n") if line]
+    assert [e["id"] for e in printed] == ids
+
+
+def test_the_async_client_tails_events_stored_with_line_breakers(
+    planted: tuple[LiveServer, str, list[str]],
+) -> None:
+    import asyncio
+
+    from trailkeeper.client import AsyncClient
+
+    server, key, ids = planted
+
+    async def follow() -> list[dict[str, Any]]:
+        got = []
+        async with AsyncClient(server.url, key) as client:
+            async for event in client.events.tail(backlog=10, operation="model.create"):
+                got.append(event)
+                if len(got) == len(ids):
+                    break
+        return got
+
+    got = asyncio.run(follow())
+    assert [e["id"] for e in got] == ids
+    assert got[-1]["description"] == f"line one{BREAKERS}line two 2"
+
+
+CAPTURED_TEXT: list[tuple[str, dict[str, Any], str, Any]] = [
+    # (id, what record() is given, the field, what the event then holds)
+    ("NEL in the user agent", {"user_agent": "curl\x85/8"}, "user_agent", "curl\ufffd/8"),
+    ("separators in the user agent", {"user_agent": "a\u2028b\u2029c"}, "user_agent",
+     "a\ufffdb\ufffdc"),
+    ("tab and C0 in the user agent", {"user_agent": "a\tb\x00c\x1b"}, "user_agent",
+     "a\ufffdb\ufffdc\ufffd"),
+    ("lone surrogate in the user agent", {"user_agent": "a\ud800"}, "user_agent", "a\ufffd"),
+    ("C1 in the actor name", {"actor": {"id": "a", "name": "Bob\x9b"}}, "actor",
+     {"id": "a", "name": "Bob\ufffd"}),
+    ("separator in a target name", {"targets": [{"type": "model", "id": "m", "name": "x\u2028"}]},
+     "targets", [{"type": "model", "id": "m", "name": "x\ufffd"}]),
+    ("line breaks kept in a description", {"description": "a\nb\r\n\tc\u2029"},
+     "description", "a\nb\r\n\tc\ufffd"),
+    ("NEL in details", {"details": ["ok", "x\x85\ny"]}, "details", ["ok", "x\ufffd\ny"]),
+    ("separator in an error message", {"error": {"code": "e", "message": "m\u2028"}}, "error",
+     {"code": "e", "message": "m\ufffd"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("given", "field", "expected"),
+    [case[1:] for case in CAPTURED_TEXT],
+    ids=[case[0] for case in CAPTURED_TEXT],
+)
+def test_the_capture_sdk_replaces_refused_characters_and_the_log_takes_the_event(
+    service: AuditService, clock: FakeClock, given: dict[str, Any], field: str, expected: Any
+) -> None:
+    before = json.dumps(given)
+    with capture_events() as captured:
+        Recorder.embedded(service, "acme").record("model.create", **given)
+    assert captured[0][field] == expected
+    assert json.dumps(given) == before  # the caller's values are left as they were
+    now_ns = int(clock.now.timestamp()) * 10**9
+    with Recorder.embedded(service, "acme", clock=lambda: now_ns) as recorder:
+        recorder.record("model.create", **given)
+        assert recorder.flush(10)
+        assert recorder.counters().failed == 0
+    stored = service.search("acme").events[0].event.to_dict()[field]
+    assert holds(stored, expected), stored
+
+
+def holds(stored: Any, expected: Any) -> bool:
+    """Whether ``stored`` has everything ``expected`` has (the log adds absent fields)."""
+    if isinstance(expected, dict):
+        return all(holds(stored.get(k), v) for k, v in expected.items())
+    if isinstance(expected, list):
+        return len(stored) == len(expected) and all(map(holds, stored, expected))
+    return bool(stored == expected)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b"evil\x85agent", "evil\ufffdagent"),  # NEL as latin-1 decodes it
+        (b"a\x80b\x9fc", "a\ufffdb\ufffdc"),
+        (b"tab\there", "tab\ufffdhere"),
+        (b"curl/8.0", "curl/8.0"),
+    ],
+)
+def test_the_middleware_keeps_an_event_whose_user_agent_holds_controls(
+    service: AuditService, clock: FakeClock, header: bytes, expected: str
+) -> None:
+    from trailkeeper.capture import AuditMiddleware
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    now_ns = int(clock.now.timestamp()) * 10**9
+    with Recorder.embedded(service, "acme", clock=lambda: now_ns) as recorder:
+        client = ASGIClient(
+            AuditMiddleware(app, recorder=recorder, routes={"GET /x": "model.update"})
+        )
+        try:
+            assert client.get("/x", headers=[(b"user-agent", header)]).status_code == 200
+        finally:
+            client.close()
+        assert recorder.flush(10)
+        assert recorder.counters().failed == 0
+    stored = service.search("acme").events
+    assert [e.event.user_agent for e in stored] == [expected]

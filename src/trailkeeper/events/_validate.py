@@ -24,6 +24,8 @@ from ._limits import (
     ID_PATTERN,
     ID_RULE,
     MAX_SAFE_INTEGER,
+    REFUSED_IN_LINE,
+    REFUSED_IN_TEXT,
     Limits,
 )
 from ._model import ACTOR_TYPES, Actor, ErrorInfo, Event, Target, canonical_json
@@ -55,11 +57,8 @@ SERVER_FIELDS = frozenset({"seq", "received_at", "leaf_hash"})
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?P<frac>\.\d{1,9})?(?P<tz>[Zz]|[+-]\d{2}:\d{2})"
 )
-# Refused in text: C0 and C1 controls, DEL, the Unicode line and paragraph separators (every
-# line break str.splitlines knows, so no reader splits a line where the log has none) and lone
-# surrogates (not characters; UTF-8 can't hold them). Multi-line text may hold \t, \n and \r.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_CONTROL_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_CONTROL = REFUSED_IN_LINE
+_CONTROL_MULTILINE = REFUSED_IN_TEXT
 _SURROGATE = re.compile("[\ud800-\udfff]")
 #: JSON numbers must lie strictly inside this: the server reads a larger JSON integer as an
 #: approximate float, which can't be told from one sent as a float.
