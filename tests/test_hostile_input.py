@@ -399,3 +399,47 @@ def test_the_middleware_keeps_an_event_whose_user_agent_holds_controls(
         assert recorder.counters().failed == 0
     stored = service.search("acme").events
     assert [e.event.user_agent for e in stored] == [expected]
+
+
+# -- class 5: responses that amplify -----------------------------------------------------------
+
+UNKNOWN_KEYS = b", ".join(b'"k%d": 0' % i for i in range(500))
+AMPLIFIERS: list[tuple[str, bytes, int, int, str]] = [
+    # (id, events, errors found, invalid events, the detail)
+    ("1,000 invalid events", b", ".join([b'{"actor": 5}'] * 1000), 2000, 1000,
+     "1,000 event(s) are invalid"),
+    ("1,000 events of five problems", b", ".join([b'{"actor": 5, "operation": 1, "time": 2, '
+     b'"success": 3, "source_ip": 4}'] * 1000), 5000, 1000, "1,000 event(s)"),
+    ("one event with 500 unknown fields", b"{" + UNKNOWN_KEYS + b"}", 502, 1,
+     "1 event(s) are invalid"),
+    ("one actor with 500 unknown fields", event(actor=b'{"id": "a", ' .decode()
+     + UNKNOWN_KEYS.decode() + "}"), 500, 1, "1 event(s)"),
+    ("valid and invalid mixed", b", ".join([GOOD, b'{"actor": 5}'] * 300), 600, 300,
+     "300 event(s)"),
+    ("just under the cap", b", ".join([b'{"operation": "model.create"}'] * 100), 100, 100,
+     "100 event(s)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("events", "found", "invalid", "detail"),
+    [case[1:] for case in AMPLIFIERS],
+    ids=[case[0] for case in AMPLIFIERS],
+)
+def test_an_invalid_batch_lists_at_most_100_errors_and_counts_them_all(
+    service: AuditService, client: ASGIClient, events: bytes, found: int, invalid: int,
+    detail: str,
+) -> None:  # fmt: skip
+    problem = assert_refused(service, client, events, 422, "invalid_events", None, detail)
+    assert problem["error_count"] == found
+    assert len(problem["errors"]) == min(found, 100)
+    if found > 100:  # the first 99 problems, then a note of how many more
+        assert problem["errors"][-1]["field"] == "(more)"
+        assert (
+            problem["errors"][-1]["message"]
+            == f"{found - 99:,} more problem(s) found and not listed"
+        )
+        assert isinstance(problem["errors"][-1]["index"], int)
+    assert {e["index"] for e in problem["errors"]} <= set(range(2000))
+    assert all(e["message"] and e["field"] for e in problem["errors"])
+    assert len(json.dumps(problem)) < 32 * 1024

@@ -71,13 +71,23 @@ _NIL_UUID = "00000000-0000-0000-0000-000000000000"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
 
+#: At most this many errors are kept, of one event and of a batch; the rest are only counted.
+MAX_ERRORS = 100
+
+
 @dataclass(frozen=True, slots=True)
 class FieldError:
-    """One problem with one field of one event."""
+    """One problem with one field of one event.
+
+    ``omitted``: not a problem itself but the note (field ``(more)``) that ends a list cut at
+    ``MAX_ERRORS``: how many problems were found and not listed (``index``: the event of the
+    first of them).
+    """
 
     field: str
     message: str
     index: int | None = None
+    omitted: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"field": self.field, "message": self.message}
@@ -87,15 +97,31 @@ class FieldError:
 
 
 class EventValidationError(ValueError):
-    """One or more events broke the rules; ``errors`` names each event and field."""
+    """One or more events broke the rules; ``errors`` names each event and field.
 
-    def __init__(self, errors: list[FieldError]) -> None:
+    At most ``MAX_ERRORS`` entries: past that, the first ``MAX_ERRORS - 1`` problems and a
+    note of how many more (``FieldError.omitted``). ``error_count`` counts every problem and
+    ``event_count`` the events they are in: a batch of a thousand bad events must not make a
+    response of a thousand times their problems. ``omitted``: problems found and not listed
+    in ``errors`` (counted by a caller that stopped collecting).
+    """
+
+    def __init__(self, errors: list[FieldError], *, omitted: int = 0) -> None:
+        self.error_count = sum(e.omitted or 1 for e in errors) + omitted
+        self.event_count = len({e.index for e in errors})
+        if len(errors) > MAX_ERRORS or omitted:
+            kept = errors[: MAX_ERRORS - 1]
+            rest = self.error_count - sum(e.omitted or 1 for e in kept)
+            index = errors[len(kept)].index if len(errors) > len(kept) else errors[-1].index
+            note = f"{rest:,} more problem(s) found and not listed"
+            errors = [*kept, FieldError("(more)", note, index, rest)]
         self.errors = errors
+        first = [e for e in errors[:5] if not e.omitted]
         shown = "; ".join(
             (f"event {e.index}: " if e.index is not None else "") + f"{e.field}: {e.message}"
-            for e in errors[:5]
+            for e in first
         )
-        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        more = f" (and {self.error_count - len(first):,} more)" if self.error_count > 5 else ""
         super().__init__(f"invalid event: {shown}{more}")
 
 
@@ -117,14 +143,27 @@ class ParsedEvent:
 
 
 class _Collector:
-    __slots__ = ("errors", "index")
+    """The errors of one event: the first ``MAX_ERRORS`` kept, the rest only counted."""
+
+    __slots__ = ("errors", "index", "omitted")
 
     def __init__(self, index: int | None) -> None:
         self.index = index
         self.errors: list[FieldError] = []
+        self.omitted = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self.errors) >= MAX_ERRORS
 
     def add(self, name: str, message: str) -> None:
-        self.errors.append(FieldError(name, message, self.index))
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(FieldError(name, message, self.index))
+        else:
+            self.omitted += 1
+
+    def fail(self) -> EventValidationError:
+        return EventValidationError(self.errors, omitted=self.omitted)
 
 
 def parse_event(
@@ -156,10 +195,13 @@ def parse_event(
     limits = rules.limits
     if not isinstance(raw, Mapping):
         c.add("(event)", f"an event must be a JSON object, not {_kind(raw)}")
-        raise EventValidationError(c.errors)
+        raise c.fail()
 
     for key in () if type(raw) is dict and raw.keys() <= EVENT_FIELDS else raw:
-        if key in SERVER_FIELDS:
+        if c.full:
+            # Counted, without the cost of a message and a hint.
+            c.omitted += key in SERVER_FIELDS or key not in EVENT_FIELDS
+        elif key in SERVER_FIELDS:
             c.add(str(key), "is assigned by the server; leave it out")
         elif key not in EVENT_FIELDS:
             c.add(_shown(key), f"is not an event field{_hint(str(key), EVENT_FIELDS)}")
@@ -208,7 +250,7 @@ def parse_event(
     metadata = _parse_metadata(raw.get("metadata"), limits, c)
 
     if c.errors:
-        raise EventValidationError(c.errors)
+        raise c.fail()
     if rules.redactor is not None:
         if changes:
             changes = rules.redactor.redact_changes(changes)
@@ -254,7 +296,7 @@ def check_event_size(
         if event.metadata:
             _size_ok(event.metadata, "metadata", limits.metadata_bytes, c)
         if c.errors:
-            raise EventValidationError(c.errors)
+            raise c.fail()
     if len(canonical) > limits.event_bytes:
         raise EventValidationError(
             [
@@ -469,7 +511,9 @@ def _parse_actor(value: object, limits: Limits, c: _Collector) -> Actor | None:
         )
         return None
     for key in value:
-        if key not in _ACTOR_FIELDS:
+        if c.full:
+            c.omitted += key not in _ACTOR_FIELDS
+        elif key not in _ACTOR_FIELDS:
             c.add(f"actor.{_shown(key)}", "is not an actor field (id, type, name, email)")
     kind = value.get("type", "user")
     if kind not in ACTOR_TYPES:
@@ -527,7 +571,9 @@ def _parse_targets(value: object, limits: Limits, c: _Collector) -> tuple[Target
             c.add(where, f"must be an object with 'type' and 'id', not {_kind(item)}")
             continue
         for key in item:
-            if key not in _TARGET_FIELDS:
+            if c.full:
+                c.omitted += key not in _TARGET_FIELDS
+            elif key not in _TARGET_FIELDS:
                 c.add(f"{where}.{_shown(key)}", "is not a target field (type, id, name)")
         kind = item.get("type")
         if not isinstance(kind, str) or kind not in TARGET_TYPES:
@@ -550,7 +596,9 @@ def _parse_error(value: object, success: bool, limits: Limits, c: _Collector) ->
         c.add("error", f"must be an object {{code, message}}, not {_kind(value)}")
         return None
     for key in value:
-        if key not in ("code", "message"):
+        if c.full:
+            c.omitted += key not in ("code", "message")
+        elif key not in ("code", "message"):
             c.add(f"error.{_shown(key)}", "is not an error field (code, message)")
     code = value.get("code")
     if not isinstance(code, str) or not ERROR_CODE_PATTERN.fullmatch(code):
