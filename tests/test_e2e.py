@@ -60,7 +60,7 @@ def test_a_producer_and_a_reader_over_real_http(server: tuple[str, str]) -> None
     assert tailed.returncode == 0, tailed.stderr
     assert '"team.create"' in tailed.stdout
     searched = cli("search", *remote, "status:failure", "--format", "csv")
-    assert searched.stdout.splitlines()[1].split(",")[1] == "ci"
+    assert list(csv.reader(io.StringIO(searched.stdout)))[1][1] == "ci"
 
 
 def test_a_revoked_key_stops_working_at_once(server: tuple[str, str]) -> None:

@@ -831,12 +831,19 @@ def test_a_change_not_of_the_from_to_shape_is_refused(
     assert_refused(raw, "changes.name", 'must be an object with "from", "to" or both')
 
 
-@pytest.mark.parametrize("name", ["", "n" * 129, "bad\nname"])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("", "must be 1-128 characters"),
+        ("n" * 129, "must be 1-128 characters"),
+        ("bad\nname", "must not contain control characters (U+000A at position 3)"),
+    ],
+)
 def test_a_change_field_name_that_is_empty_long_or_has_control_characters_is_refused(
-    make_event: MakeEvent, name: str
+    make_event: MakeEvent, name: str, message: str
 ) -> None:
     raw = make_event(changes={name: {"to": 1}})
-    assert_refused(raw, "changes", "must be 1-128 characters")
+    assert_refused(raw, "changes", message)
 
 
 def test_more_changed_fields_than_the_limit_are_refused(make_event: MakeEvent) -> None:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from ._trail import OwnTrail, RequestContext
 from .events import ID_RULE, EventValidationError
-from .events._limits import ID_PATTERN
+from .events._limits import ID_PATTERN, REFUSED_IN_LINE
 from .keys import SCOPES, ApiKey, AuthError, key_id_of, matches, new_secret
 from .store import LogStore
-
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class Keyring:
@@ -58,7 +55,7 @@ class Keyring:
                 raise ValueError(f"app {app!r} is not an id ({ID_RULE})")
         if len(name) > 256:
             raise ValueError("a key name is at most 256 characters")
-        if _UNPRINTABLE.search(name):
+        if REFUSED_IN_LINE.search(name):
             raise ValueError("a key name must not contain control characters or line breaks")
         if not ID_PATTERN.fullmatch(org_id):
             raise ValueError(f"org {org_id!r} is not an id ({ID_RULE})")

@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 from .events import canonical_json, format_time
+from .events._limits import REFUSED_IN_LINE
 from .events._uuid7 import uuid7
 from .keys import ApiKey
 from .store import Appended, LogStore, PreparedEvent
@@ -39,7 +40,6 @@ MAX_RECORDED_Q = 4096
 MAX_RECORDED_REQUEST = 8192
 _USER_AGENT = 1024
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +129,7 @@ def _address(value: str | None) -> str | None:
 def _one_line(value: str | None, limit: int) -> str | None:
     if not value:
         return None
-    return _UNPRINTABLE.sub("\ufffd", value)[:limit]
+    return REFUSED_IN_LINE.sub("\ufffd", value)[:limit]
 
 
 class OwnTrail:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
@@ -161,10 +162,12 @@ class _Events:
                     if response.status_code >= 400:
                         response.read()
                         _raise_for(response)
-                    for line in response.iter_lines():
-                        data = sse.feed(line)
-                        if data is not None:
-                            yield json.loads(data)
+                    lines = _Lines()
+                    for chunk in response.iter_bytes():
+                        for line in lines.feed(chunk):
+                            data = sse.feed(line)
+                            if data is not None:
+                                yield json.loads(data)
             except httpx.TransportError:
                 if not reconnect:
                     raise
@@ -173,6 +176,35 @@ class _Events:
 
 #: Longer than the server's keep-alive interval on an idle stream (15 s).
 _STREAM_TIMEOUT = httpx.Timeout(30.0, read=60.0)
+
+
+class _Lines:
+    """The lines of an event stream, split on CR, LF and CRLF only, as the SSE spec says.
+
+    Not ``str.splitlines`` (nor httpx's ``iter_lines``, which follows it): it also splits on
+    U+0085, U+2028, U+2029 and other controls, which JSON carries unescaped inside a string,
+    so one event stored with such a character would be cut in two, fail to parse, and be
+    sent again on every resume. Splitting the bytes is safe: UTF-8 never uses the bytes of
+    CR or LF inside another character.
+    """
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        data = self._rest + chunk
+        lines = []
+        start = 0
+        for found in _LINE_BREAK.finditer(data):
+            if found.end() == len(data) and found.group() == b"\r":
+                break  # the CR of a CRLF split across chunks: decide with the next chunk
+            lines.append(data[start : found.start()].decode("utf-8", "replace"))
+            start = found.end()
+        self._rest = data[start:]
+        return lines
+
+
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 
 class _SSE:
@@ -331,10 +363,12 @@ class _AsyncEvents:
                     if response.status_code >= 400:
                         await response.aread()
                         _raise_for(response)
-                    async for line in response.aiter_lines():
-                        data = sse.feed(line)
-                        if data is not None:
-                            yield json.loads(data)
+                    lines = _Lines()
+                    async for chunk in response.aiter_bytes():
+                        for line in lines.feed(chunk):
+                            data = sse.feed(line)
+                            if data is not None:
+                                yield json.loads(data)
             except httpx.TransportError:
                 if not reconnect:
                     raise

@@ -1,11 +1,18 @@
-"""Export formats (CSV and JSON Lines), written incrementally in constant memory."""
+"""Export formats (CSV and JSON Lines), written incrementally in constant memory.
+
+CSV is written to be opened in a spreadsheet safely (OWASP's CSV injection guidance): every
+cell is quoted (RFC 4180, a quote doubled inside), and a cell that starts with ``=``, ``+``,
+``-``, ``@``, tab, carriage return or line feed, which a spreadsheet may run as a formula,
+gets a single quote ``'`` in front. No column is exempt: none holds a negative number, and
+ids, names and the user agent are chosen by whoever sends the event.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from .events import StoredEvent, format_time
 
@@ -16,6 +23,35 @@ CSV_COLUMNS = [
     "description", "targets", "success", "error_code", "error_message", "source_ip",
     "user_agent", "request_id", "details", "leaf_hash",
 ]  # fmt: skip
+
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP), and LF.
+FORMULA_STARTS = frozenset("=+-@\t\r\n")
+
+
+class _Writes(Protocol):
+    def write(self, text: str, /) -> Any: ...
+
+
+def csv_cell(value: object) -> str:
+    """``value`` as a CSV cell a spreadsheet shows as text, never runs as a formula."""
+    text = value if isinstance(value, str) else str(value)
+    return "'" + text if text[:1] in FORMULA_STARTS else text
+
+
+def csv_writer(out: _Writes) -> Any:
+    """A CSV writer whose ``writerow`` quotes every cell and neutralises formulas."""
+    return _SafeWriter(out)
+
+
+class _SafeWriter:
+    __slots__ = ("_writer",)
+
+    def __init__(self, out: _Writes) -> None:
+        self._writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row: Iterable[object]) -> None:
+        self._writer.writerow([csv_cell(cell) for cell in row])
 
 
 def csv_row(stored: StoredEvent) -> list[Any]:
@@ -40,7 +76,7 @@ def encode(events: Iterable[StoredEvent], fmt: str, *, chunk: int = 200) -> Iter
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; use csv or jsonl")
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv_writer(buffer)
     if fmt == "csv":
         writer.writerow(CSV_COLUMNS)
     parts: list[bytes] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import enum
 import sys
 from collections.abc import Iterable, Sequence
@@ -13,6 +12,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from ..export import csv_writer
 
 
 class Format(enum.StrEnum):
@@ -80,7 +81,7 @@ def write(events: Iterable[dict[str, Any]], fmt: Format, *, header: bool = True)
         for event in events:
             out.write(orjson.dumps(event).decode() + "\n")
     else:
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv_writer(out)
         if header:
             writer.writerow(CSV_HEADER)
         for event in events:

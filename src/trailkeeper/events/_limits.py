@@ -13,6 +13,15 @@ ID_RULE = "1-128 characters: letters A-Z a-z, digits, and . _ ~ @ + : / = -"
 #: Error codes: 1-128 characters of letters, digits, '.', '_' and '-'.
 ERROR_CODE_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
+# Refused in text: C0 and C1 controls, DEL, the Unicode line and paragraph separators (every
+# line break str.splitlines knows, so no reader splits a line where the log has none) and lone
+# surrogates (not characters; UTF-8 can't hold them).
+#: What one-line text (names, email, user agent) must not contain.
+REFUSED_IN_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+#: What multi-line text (description, details, error message) must not contain: the same,
+#: less tab, line feed and carriage return.
+REFUSED_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
 #: Largest integer magnitude kept exactly by every JSON reader (IEEE-754 doubles).
 MAX_SAFE_INTEGER = 2**53 - 1
 

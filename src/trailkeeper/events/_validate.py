@@ -24,6 +24,8 @@ from ._limits import (
     ID_PATTERN,
     ID_RULE,
     MAX_SAFE_INTEGER,
+    REFUSED_IN_LINE,
+    REFUSED_IN_TEXT,
     Limits,
 )
 from ._model import ACTOR_TYPES, Actor, ErrorInfo, Event, Target, canonical_json
@@ -55,9 +57,12 @@ SERVER_FIELDS = frozenset({"seq", "received_at", "leaf_hash"})
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?P<frac>\.\d{1,9})?(?P<tz>[Zz]|[+-]\d{2}:\d{2})"
 )
-# Control characters are refused in one-line fields; multi-line text may hold \t, \n and \r.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = REFUSED_IN_LINE
+_CONTROL_MULTILINE = REFUSED_IN_TEXT
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: JSON numbers must lie strictly inside this: the server reads a larger JSON integer as an
+#: approximate float, which can't be told from one sent as a float.
+INT64_LIMIT = 2**63
 _CANONICAL_UUID = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
 )
@@ -66,13 +71,23 @@ _NIL_UUID = "00000000-0000-0000-0000-000000000000"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
 
+#: At most this many errors are kept, of one event and of a batch; the rest are only counted.
+MAX_ERRORS = 100
+
+
 @dataclass(frozen=True, slots=True)
 class FieldError:
-    """One problem with one field of one event."""
+    """One problem with one field of one event.
+
+    ``omitted``: not a problem itself but the note (field ``(more)``) that ends a list cut at
+    ``MAX_ERRORS``: how many problems were found and not listed (``index``: the event of the
+    first of them).
+    """
 
     field: str
     message: str
     index: int | None = None
+    omitted: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"field": self.field, "message": self.message}
@@ -82,15 +97,31 @@ class FieldError:
 
 
 class EventValidationError(ValueError):
-    """One or more events broke the rules; ``errors`` names each event and field."""
+    """One or more events broke the rules; ``errors`` names each event and field.
 
-    def __init__(self, errors: list[FieldError]) -> None:
+    At most ``MAX_ERRORS`` entries: past that, the first ``MAX_ERRORS - 1`` problems and a
+    note of how many more (``FieldError.omitted``). ``error_count`` counts every problem and
+    ``event_count`` the events they are in: a batch of a thousand bad events must not make a
+    response of a thousand times their problems. ``omitted``: problems found and not listed
+    in ``errors`` (counted by a caller that stopped collecting).
+    """
+
+    def __init__(self, errors: list[FieldError], *, omitted: int = 0) -> None:
+        self.error_count = sum(e.omitted or 1 for e in errors) + omitted
+        self.event_count = len({e.index for e in errors})
+        if len(errors) > MAX_ERRORS or omitted:
+            kept = errors[: MAX_ERRORS - 1]
+            rest = self.error_count - sum(e.omitted or 1 for e in kept)
+            index = errors[len(kept)].index if len(errors) > len(kept) else errors[-1].index
+            note = f"{rest:,} more problem(s) found and not listed"
+            errors = [*kept, FieldError("(more)", note, index, rest)]
         self.errors = errors
+        first = [e for e in errors[:5] if not e.omitted]
         shown = "; ".join(
             (f"event {e.index}: " if e.index is not None else "") + f"{e.field}: {e.message}"
-            for e in errors[:5]
+            for e in first
         )
-        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        more = f" (and {self.error_count - len(first):,} more)" if self.error_count > 5 else ""
         super().__init__(f"invalid event: {shown}{more}")
 
 
@@ -112,14 +143,27 @@ class ParsedEvent:
 
 
 class _Collector:
-    __slots__ = ("errors", "index")
+    """The errors of one event: the first ``MAX_ERRORS`` kept, the rest only counted."""
+
+    __slots__ = ("errors", "index", "omitted")
 
     def __init__(self, index: int | None) -> None:
         self.index = index
         self.errors: list[FieldError] = []
+        self.omitted = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self.errors) >= MAX_ERRORS
 
     def add(self, name: str, message: str) -> None:
-        self.errors.append(FieldError(name, message, self.index))
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(FieldError(name, message, self.index))
+        else:
+            self.omitted += 1
+
+    def fail(self) -> EventValidationError:
+        return EventValidationError(self.errors, omitted=self.omitted)
 
 
 def parse_event(
@@ -151,13 +195,16 @@ def parse_event(
     limits = rules.limits
     if not isinstance(raw, Mapping):
         c.add("(event)", f"an event must be a JSON object, not {_kind(raw)}")
-        raise EventValidationError(c.errors)
+        raise c.fail()
 
     for key in () if type(raw) is dict and raw.keys() <= EVENT_FIELDS else raw:
-        if key in SERVER_FIELDS:
+        if c.full:
+            # Counted, without the cost of a message and a hint.
+            c.omitted += key in SERVER_FIELDS or key not in EVENT_FIELDS
+        elif key in SERVER_FIELDS:
             c.add(str(key), "is assigned by the server; leave it out")
         elif key not in EVENT_FIELDS:
-            c.add(str(key), f"is not an event field{_hint(str(key), EVENT_FIELDS)}")
+            c.add(_shown(key), f"is not an event field{_hint(str(key), EVENT_FIELDS)}")
 
     event_id = _parse_id(raw.get("id"), c)
     time, time_defaulted = _parse_time(raw.get("time"), received_at, limits, c)
@@ -203,7 +250,7 @@ def parse_event(
     metadata = _parse_metadata(raw.get("metadata"), limits, c)
 
     if c.errors:
-        raise EventValidationError(c.errors)
+        raise c.fail()
     if rules.redactor is not None:
         if changes:
             changes = rules.redactor.redact_changes(changes)
@@ -249,7 +296,7 @@ def check_event_size(
         if event.metadata:
             _size_ok(event.metadata, "metadata", limits.metadata_bytes, c)
         if c.errors:
-            raise EventValidationError(c.errors)
+            raise c.fail()
     if len(canonical) > limits.event_bytes:
         raise EventValidationError(
             [
@@ -274,6 +321,23 @@ def _kind(value: object) -> str:
         type(None): "null",
     }
     return names.get(type(value), type(value).__name__)
+
+
+def _brief(value: object) -> str:
+    """A value an error quotes: a string's first 64 characters, else only its kind (the repr
+    of a deeply nested value is huge, or fails)."""
+    if isinstance(value, str):
+        return repr(value[:64])
+    if value is None or isinstance(value, bool | float):
+        return repr(value)
+    if isinstance(value, int):
+        return _integer(value)
+    return _kind(value)
+
+
+def _integer(value: int) -> str:
+    # Python refuses to write an int of over 4,300 digits; past 40, the digits tell nothing.
+    return str(value) if abs(value) < 10**40 else f"of {value.bit_length()} bits"
 
 
 def _hint(name: str, choices: frozenset[str]) -> str:
@@ -309,7 +373,9 @@ def _parse_time(
         if value.tzinfo is None:
             c.add("time", "must have a time zone")
             return None, False
-        parsed = value.astimezone(UTC)
+        parsed = _to_utc(value, repr(value.isoformat()), c)
+        if parsed is None:
+            return None, False
     elif isinstance(value, str):
         match = _RFC3339.fullmatch(value)
         if match is None:
@@ -324,9 +390,12 @@ def _parse_time(
         if frac and len(frac) > 7:  # keep microseconds; finer digits are dropped, not rounded
             text = value[: match.start("frac") + 7] + value[match.end("frac") :]
         try:
-            parsed = datetime.fromisoformat(text.replace("z", "Z")).astimezone(UTC)
+            local = datetime.fromisoformat(text.replace("z", "Z"))
         except ValueError:
             c.add("time", f"{value[:64]!r} is not a real date and time")
+            return None, False
+        parsed = _to_utc(local, repr(value[:64]), c)
+        if parsed is None:
             return None, False
     else:
         c.add("time", f"must be an RFC 3339 string, not {_kind(value)}")
@@ -339,6 +408,14 @@ def _parse_time(
         )
         return None, False
     return parsed, False
+
+
+def _to_utc(value: datetime, shown: str, c: _Collector) -> datetime | None:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        c.add("time", f"{shown} is outside the years 1-9999 once converted to UTC")
+        return None
 
 
 def format_delta(delta: Any) -> str:
@@ -390,10 +467,21 @@ def _text(value: object, name: str, limit: int, c: _Collector, multiline: bool) 
     if len(value) > limit:
         c.add(name, f"is {len(value):,} characters; the limit is {limit:,}")
         return None
-    if (_CONTROL_MULTILINE if multiline else _CONTROL).search(value):
-        c.add(name, "must not contain control characters")
+    found = (_CONTROL_MULTILINE if multiline else _CONTROL).search(value)
+    if found:
+        c.add(name, _bad_character(found))
         return None
     return value
+
+
+def _bad_character(found: re.Match[str]) -> str:
+    char = found.group()
+    where = f"U+{ord(char):04X} at position {found.start()}"
+    if "\ud800" <= char <= "\udfff":
+        return f"has a lone surrogate ({where}), which is not a character"
+    if char in "\u2028\u2029":
+        return f"must not contain line or paragraph separators ({where})"
+    return f"must not contain control characters ({where})"
 
 
 _ACTOR_FIELDS = frozenset({"id", "type", "name", "email"})
@@ -423,11 +511,13 @@ def _parse_actor(value: object, limits: Limits, c: _Collector) -> Actor | None:
         )
         return None
     for key in value:
-        if key not in _ACTOR_FIELDS:
-            c.add(f"actor.{key}", "is not an actor field (id, type, name, email)")
+        if c.full:
+            c.omitted += key not in _ACTOR_FIELDS
+        elif key not in _ACTOR_FIELDS:
+            c.add(f"actor.{_shown(key)}", "is not an actor field (id, type, name, email)")
     kind = value.get("type", "user")
     if kind not in ACTOR_TYPES:
-        c.add("actor.type", f"must be one of {', '.join(ACTOR_TYPES)}; got {kind!r}")
+        c.add("actor.type", f"must be one of {', '.join(ACTOR_TYPES)}; got {_brief(kind)}")
         kind = "user"
     raw_id = value.get("id")
     if raw_id is None and kind == "anonymous":
@@ -481,11 +571,13 @@ def _parse_targets(value: object, limits: Limits, c: _Collector) -> tuple[Target
             c.add(where, f"must be an object with 'type' and 'id', not {_kind(item)}")
             continue
         for key in item:
-            if key not in _TARGET_FIELDS:
-                c.add(f"{where}.{key}", "is not a target field (type, id, name)")
+            if c.full:
+                c.omitted += key not in _TARGET_FIELDS
+            elif key not in _TARGET_FIELDS:
+                c.add(f"{where}.{_shown(key)}", "is not a target field (type, id, name)")
         kind = item.get("type")
         if not isinstance(kind, str) or kind not in TARGET_TYPES:
-            shown = "is required" if kind is None else f"{str(kind)[:64]!r} is not a target type"
+            shown = "is required" if kind is None else f"{_brief(kind)} is not a target type"
             c.add(f"{where}.type", f"{shown}; known types: {', '.join(sorted(TARGET_TYPES))}")
         target_id = _ident(item.get("id"), f"{where}.id", c)
         name = _text(item.get("name"), f"{where}.name", limits.name, c, False)
@@ -504,8 +596,10 @@ def _parse_error(value: object, success: bool, limits: Limits, c: _Collector) ->
         c.add("error", f"must be an object {{code, message}}, not {_kind(value)}")
         return None
     for key in value:
-        if key not in ("code", "message"):
-            c.add(f"error.{key}", "is not an error field (code, message)")
+        if c.full:
+            c.omitted += key not in ("code", "message")
+        elif key not in ("code", "message"):
+            c.add(f"error.{_shown(key)}", "is not an error field (code, message)")
     code = value.get("code")
     if not isinstance(code, str) or not ERROR_CODE_PATTERN.fullmatch(code):
         c.add("error.code", "is required: 1-128 letters, digits, '.', '_' or '-'")
@@ -565,8 +659,13 @@ def _parse_changes(value: object, limits: Limits, c: _Collector) -> dict[str, An
     ok = True
     for name, change in value.items():
         where = f"changes.{name}"
-        if not isinstance(name, str) or not 1 <= len(name) <= 128 or _CONTROL.search(name):
-            c.add("changes", f"field name {str(name)[:64]!r} must be 1-128 characters")
+        if not isinstance(name, str) or not 1 <= len(name) <= 128:
+            c.add("changes", f"field name {_brief(name)} must be 1-128 characters")
+            ok = False
+            continue
+        found = _CONTROL.search(name)
+        if found:
+            c.add("changes", f"field name {name[:64]!r} {_bad_character(found)}")
             ok = False
             continue
         if not isinstance(change, Mapping) or not change or set(change) - {"from", "to"}:
@@ -592,43 +691,100 @@ def _parse_metadata(value: object, limits: Limits, c: _Collector) -> dict[str, A
 
 
 def _json_ok(value: object, where: str, depth: int, c: _Collector) -> bool:
-    """Plain JSON only: string keys, finite numbers, safe integers, bounded nesting."""
+    """Plain JSON only: string keys, valid text, finite numbers in range, bounded nesting.
+
+    This walk only decides; ``_json_problem`` walks again to name the first problem's path.
+    """
     stack: list[tuple[object, int]] = [(value, 0)]
     while stack:
         item, level = stack.pop()
         kind = type(item)
-        if kind is str or kind is bool or item is None:
+        if kind is str:
+            if not item.isascii() and _SURROGATE.search(item):  # type: ignore[attr-defined,call-overload]
+                break
+        elif kind is bool or item is None:
             continue
-        if kind is dict:
+        elif kind is dict:
             if level >= depth:
-                c.add(where, f"nests more than {depth} levels deep")
-                return False
+                break
             for key, inner in item.items():  # type: ignore[attr-defined]
-                if type(key) is not str:
-                    c.add(where, "object keys must be strings")
-                    return False
+                if type(key) is not str or (not key.isascii() and _SURROGATE.search(key)):
+                    break
                 stack.append((inner, level + 1))
+            else:
+                continue
+            break
         elif kind is list:
             if level >= depth:
-                c.add(where, f"nests more than {depth} levels deep")
-                return False
+                break
             stack.extend((inner, level + 1) for inner in item)  # type: ignore[attr-defined]
         elif kind is int:
             if abs(item) > MAX_SAFE_INTEGER:  # type: ignore[arg-type]
-                c.add(
-                    where, f"integer {item} is beyond ±(2**53 - 1), which JSON readers can't keep"
-                )
-                return False
+                break
         elif kind is float:
-            if not math.isfinite(item):  # type: ignore[arg-type]
-                c.add(where, "numbers must be finite (no NaN or Infinity)")
-                return False
+            if not -INT64_LIMIT < item < INT64_LIMIT:  # type: ignore[operator]
+                break  # also NaN, which compares false
         elif isinstance(item, Mapping):
             stack.append((dict(item), level))
         else:
-            c.add(where, f"{_kind(item)} is not a JSON value")
-            return False
-    return True
+            break
+    else:
+        return True
+    path, message = _json_problem(value, where, 0, depth) or (where, "is not plain JSON")
+    c.add(path, message)
+    return False
+
+
+def _json_problem(value: object, path: str, level: int, depth: int) -> tuple[str, str] | None:
+    """The path and message of the first thing ``_json_ok`` refuses in ``value``, if any."""
+    if isinstance(value, str):
+        found = _SURROGATE.search(value)
+        return (path, _bad_character(found)) if found else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            return path, (
+                f"integer {_integer(value)} is beyond ±(2**53 - 1), which JSON readers can't keep"
+            )
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return path, "numbers must be finite (no NaN or Infinity)"
+        if not -INT64_LIMIT < value < INT64_LIMIT:
+            return path, (
+                f"number {value!r} is outside the signed 64-bit range (±2**63); an integer "
+                "that large is read as an approximate float: send it as a string"
+            )
+        return None
+    if isinstance(value, Mapping | list):
+        if level >= depth:
+            return path, f"nests more than {depth} levels deep"
+        if isinstance(value, list):
+            items: Any = ((f"{path}[{i}]", inner) for i, inner in enumerate(value))
+        else:
+            items = value.items()
+            for key, _ in items:
+                if not isinstance(key, str):
+                    return path, "object keys must be strings"
+                found = _SURROGATE.search(key)
+                if found:
+                    return f"{path}.{_shown(key)}", f"key {_bad_character(found)}"
+            items = ((f"{path}.{_shown(key)}", inner) for key, inner in value.items())
+        for inner_path, inner in items:
+            problem = _json_problem(inner, inner_path, level + 1, depth)
+            if problem is not None:
+                return problem
+        return None
+    return path, f"{_kind(value)} is not a JSON value"
+
+
+def _shown(name: object) -> str:
+    """A name as an error shows it: at most 64 characters, so errors stay small, with the
+    characters text refuses written as escapes, so an error is always valid one-line text."""
+    text = name if isinstance(name, str) else str(name)
+    text = text if len(text) <= 64 else text[:63] + "…"
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _size_ok(value: object, where: str, limit: int, c: _Collector) -> bool:

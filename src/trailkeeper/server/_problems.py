@@ -11,7 +11,8 @@ PROBLEM_TYPE = "urn:trailkeeper:problem:"
 
 
 class Problem(Exception):
-    """An error response: status, machine-readable code, a sentence for people, field errors."""
+    """An error response: status, machine-readable code, a sentence for people, field errors,
+    and ``members``: more top-level members of the problem (RFC 9457's extension members)."""
 
     def __init__(
         self,
@@ -21,12 +22,14 @@ class Problem(Exception):
         *,
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        members: dict[str, Any] | None = None,
     ) -> None:
         self.status = status
         self.code = code
         self.detail = detail
         self.errors = errors or []
         self.headers = headers or {}
+        self.members = members or {}
         super().__init__(detail)
 
     def response(self) -> Response:
@@ -37,6 +40,7 @@ class Problem(Exception):
             "code": self.code,
             "detail": self.detail,
             "errors": self.errors,
+            **self.members,
         }
         return Response(
             orjson.dumps(body),
@@ -84,6 +88,11 @@ PROBLEM_SCHEMA: dict[str, Any] = {
                                 "message": {"type": "string"},
                             },
                         },
+                        "maxItems": 100,
+                    },
+                    "error_count": {
+                        "type": "integer",
+                        "description": "invalid_events: every problem found, listed or not",
                     },
                 },
             }

@@ -141,8 +141,9 @@ async def ingest(request: Request, key: WriteKey) -> Response:
         raise Problem(
             422,
             exc.code if isinstance(exc, ReservedError) else "invalid_events",
-            f"{len({e.index for e in exc.errors})} event(s) are invalid; nothing was stored",
+            f"{exc.event_count:,} event(s) are invalid; nothing was stored",
             errors=[e.to_dict() for e in exc.errors],
+            members={"error_count": exc.error_count},
         ) from None
     except ConflictError as exc:
         raise Problem(
