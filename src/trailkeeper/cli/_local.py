@@ -15,6 +15,7 @@ import typer
 from ..config import DEFAULT_DATABASE_URL, Settings
 from ..keys import SCOPES
 from ..service import AuditService
+from ..store import open_store
 from ._app import app, imports, keys
 
 Db = Annotated[
@@ -31,7 +32,8 @@ Org = Annotated[str, typer.Option("--org", help="The organization (tenant).")]
 
 def _service(db: str | None) -> AuditService:
     settings = Settings.from_env()
-    return AuditService.open(db or settings.database_url, rules=settings.rules())
+    store = open_store(db or settings.database_url, application_name="trailkeeper-cli")
+    return AuditService(store, rules=settings.rules())
 
 
 def run_server(service: AuditService, host: str, port: int, log_level: str) -> None:
@@ -42,11 +44,14 @@ def run_server(service: AuditService, host: str, port: int, log_level: str) -> N
     from ..server import create_app
     from ..server._process import tune_process
 
-    secret = Settings.from_env().session_secret
+    settings = Settings.from_env()
+    secret = settings.session_secret
     app = create_app(service, session_secret=secret.encode() if secret else None)
     tune_process()
-    # Open live streams (/v1/events/stream) never end by themselves: give them 3 s.
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3)
+    uvicorn.run(
+        app, host=host, port=port, log_level=log_level,
+        timeout_graceful_shutdown=settings.drain_seconds,  # see server/_drain.py
+    )  # fmt: skip
 
 
 @app.command()
@@ -87,15 +92,21 @@ def serve(
             raise typer.BadParameter(
                 "serve the gRPC API from a single process", param_hint="--grpc-port"
             )
-        from ..server._factory import serve_processes
+        from ..server._factory import open_serving_store, serve_processes
 
-        print(f"Trailkeeper on http://{host}:{port} ({workers} workers)", flush=True)
+        # Once here, with a few tries (and the migrations), rather than in every worker.
+        open_serving_store(db or settings.database_url, read_db).close()
+        processes = f"{workers} worker{'s' if workers != 1 else ''}"
+        print(f"Trailkeeper on http://{host}:{port} ({processes}; console at /console)", flush=True)
         serve_processes(
             db or settings.database_url, read_db, host, port,
-            workers=workers, log_level=log_level.lower(),
+            workers=workers, log_level=log_level.lower(), drain_seconds=settings.drain_seconds,
         )  # fmt: skip
         return
-    with _service(db) as service:
+    from ..server._factory import open_serving_store
+
+    store = open_serving_store(db or settings.database_url, None)
+    with AuditService(store, rules=settings.rules()) as service:
         grpc_server = None
         if grpc_port is not None:
             from ..clarifai import start_grpc  # the clarifai extra

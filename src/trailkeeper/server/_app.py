@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -17,12 +19,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..service import AuditService
-from ..store import StoreUnavailableError
+from ..store import StoreClosedError, StoreUnavailableError
 from . import _schemas as schemas
 from . import console
 from ._clarifai import router as clarifai_router
+from ._drain import Drain, DrainMiddleware, shutting_down
 from ._metrics import Metrics
-from ._problems import Problem
+from ._problems import PROBLEM_SCHEMA, Problem
 from ._routes import json, router
 from ._stream import router as stream_router
 
@@ -63,6 +66,10 @@ class _MetricsMiddleware:
 
 #: Threads (each with its own SQLite connection) that answer searches, gets and charts.
 READERS = 4
+#: The detail of every 503 store_unavailable, whatever the backend said (that is logged).
+UNREACHABLE = "the database is unreachable; retry"
+RETRY = {"Retry-After": "1"}
+_log = logging.getLogger("trailkeeper.server")
 
 
 def create_app(service: AuditService, *, session_secret: bytes | None = None) -> FastAPI:
@@ -74,9 +81,11 @@ def create_app(service: AuditService, *, session_secret: bytes | None = None) ->
             so a restart signs everyone out of the console.
     """
     readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="tk-reader")
+    drain = Drain()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        drain.hook_signals()  # uvicorn has set its handlers by now; ours run first
         yield
         readers.shutdown(wait=True)
 
@@ -91,6 +100,9 @@ def create_app(service: AuditService, *, session_secret: bytes | None = None) ->
     app.state.service = service
     app.state.metrics = metrics
     app.state.session_secret = session_secret or secrets.token_bytes(32)
+    #: Set when the server starts shutting down (see _drain); long-lived responses watch it.
+    app.state.draining = drain.event
+    app.state.drain = drain
     # Before the main router: /v1/events/{event_id} would otherwise take /v1/events/stream.
     app.include_router(stream_router)
     app.include_router(router)
@@ -118,9 +130,10 @@ def create_app(service: AuditService, *, session_secret: bytes | None = None) ->
 
     @app.exception_handler(StoreUnavailableError)
     async def unavailable(_: Request, exc: StoreUnavailableError) -> Response:
-        # The database is down or restarting: the client may retry (ids make it safe).
-        problem = Problem(503, "store_unavailable", str(exc), headers={"Retry-After": "1"})
-        return problem.response()
+        # The database is down or restarting: the client may retry (ids make it safe). The
+        # driver's text stays in the log: it can quote SQL, or rows of COPY data.
+        _log.warning("503 store_unavailable: %s", exc)
+        return Problem(503, "store_unavailable", UNREACHABLE, headers=RETRY).response()
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:
@@ -131,6 +144,24 @@ def create_app(service: AuditService, *, session_secret: bytes | None = None) ->
     async def healthz() -> Response:
         return json({"status": "ok"})
 
+    @app.get(
+        "/readyz",
+        responses={
+            200: schemas.json_response(schemas.HEALTH, "Ready: the store answers"),
+            503: PROBLEM_SCHEMA,
+        },
+    )
+    async def readyz() -> Response:
+        """Readiness: 200 while the store answers and the server is not shutting down."""
+        if drain.event.is_set():
+            return shutting_down().response()
+        try:
+            await asyncio.get_running_loop().run_in_executor(readers, service.store.ping)
+        except (StoreUnavailableError, StoreClosedError) as exc:
+            _log.warning("/readyz: the store is unavailable: %s", exc)
+            return Problem(503, "store_unavailable", UNREACHABLE, headers=RETRY).response()
+        return json({"status": "ready"})
+
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
         extra: dict[str, Any] = {"trailkeeper_read_audit_failures": service.read_audit_failures}
@@ -138,6 +169,7 @@ def create_app(service: AuditService, *, session_secret: bytes | None = None) ->
             metrics.render(extra), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
+    app.add_middleware(DrainMiddleware, drain=drain)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     app.openapi = lambda: _with_security(app)  # type: ignore[method-assign]
     return app

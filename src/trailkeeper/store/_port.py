@@ -73,6 +73,11 @@ class StoreUnavailableError(RuntimeError):
     """
 
 
+class StoreSetupError(RuntimeError):
+    """The database answers but refused to set up Trailkeeper's tables (privileges, a newer
+    schema); the message says what to do. Retrying does not help."""
+
+
 class LogStore(ABC):
     """Append-only, per-org event logs.
 
@@ -162,6 +167,15 @@ class LogStore(ABC):
     @abstractmethod
     def revoke_key(self, org_id: str, key_id: str, when: datetime) -> ApiKey | None:
         """Mark the org's key revoked at ``when`` (kept if already revoked); ``None`` if absent."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Return once the store has answered a trivial query (what ``/readyz`` asks).
+
+        Raises:
+            StoreUnavailableError: the database can't be reached now.
+            StoreClosedError: the store was closed.
+        """
 
     @abstractmethod
     def close(self) -> None:

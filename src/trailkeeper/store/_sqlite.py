@@ -30,6 +30,7 @@ from ._port import (
     LogStore,
     PreparedEvent,
     StoreClosedError,
+    StoreUnavailableError,
 )
 from ._query import SearchQuery
 from ._rows import SELECT_EVENTS, SELECT_KEYS, row_to_key, row_to_stored
@@ -589,6 +590,14 @@ class SQLiteStore(LogStore):
         self._write(revoke)
         key = self.get_key(key_id)
         return key if key is not None and key.org_id == org_id else None
+
+    def ping(self) -> None:
+        if not self._writer.is_alive():
+            raise StoreClosedError("the store is closed")
+        try:
+            self._reader().execute("SELECT 1 FROM orgs LIMIT 1").fetchall()
+        except sqlite3.OperationalError as exc:  # unreadable file, full disk, lost mount
+            raise StoreUnavailableError(f"SQLite read failed: {exc}") from exc
 
     def close(self) -> None:
         with self._close_lock:
