@@ -20,6 +20,7 @@ import pytest
 from conftest import PG_SERVER, ASGIClient, pg_admin_url, run_cli, store_url
 from conftest import new_key as make_key
 from test_postgres_servers import RESTART, _server_answers, batch, serving
+from trailkeeper.events import uuid7
 from trailkeeper.server import create_app
 from trailkeeper.service import AuditService
 from trailkeeper.store import open_store
@@ -175,3 +176,32 @@ def test_the_first_request_after_a_database_restart_succeeds(tmp_path: Path) -> 
             assert response.status_code == 202, response.text
     assert timings[0] < 2.5, timings
     assert max(timings[1:]) < 1, timings
+
+
+@pytest.mark.slow
+def test_a_batch_sent_to_three_servers_at_once_is_never_a_conflict(tmp_path: Path) -> None:
+    db = store_url("postgresql", tmp_path)
+    key = make_key(db, "--org", "acme", "--scope", "events:write")
+    headers = {"Authorization": f"Bearer {key}"}
+    statuses: list[tuple[int, str]] = []
+    with serving(db) as a, serving(db) as b, serving(db) as c:
+        for _ in range(8):
+            events = batch(3)
+            del events[1]["time"]  # a UUIDv4 id: the copy stored first gives the time
+            events[2]["id"] = str(uuid7())
+            del events[2]["time"]  # a UUIDv7 id: its own time
+            barrier = threading.Barrier(3)
+
+            def send(url: str, events: list[dict[str, object]] = events) -> None:
+                with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
+                    http.get("/healthz")  # connected before the barrier: sent at once
+                    barrier.wait()  # noqa: B023 - each round's own, joined below
+                    response = http.post("/v1/events", json={"events": events})
+                statuses.append((response.status_code, response.text))
+
+            threads = [threading.Thread(target=send, args=(u,)) for u in (a, b, c)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    assert [s for s in statuses if s[0] != 202] == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -30,8 +31,21 @@ Db = Annotated[
 Org = Annotated[str, typer.Option("--org", help="The organization (tenant).")]
 
 
-def _service(db: str | None) -> AuditService:
+MaxPast = Annotated[
+    int | None,
+    typer.Option(
+        "--max-past-days",
+        min=0,
+        help="Accept events this many days old (default: $TRAILKEEPER_MAX_PAST_DAYS or 3653).",
+        show_default=False,
+    ),
+]
+
+
+def _service(db: str | None, *, max_past_days: int | None = None) -> AuditService:
     settings = Settings.from_env()
+    if max_past_days is not None:  # an import of old history may reach further back
+        settings = replace(settings, max_past_days=max_past_days)
     store = open_store(db or settings.database_url, application_name="trailkeeper-cli")
     return AuditService(store, rules=settings.rules())
 
@@ -224,6 +238,7 @@ def import_clarifai(
         str | None, typer.Option(help="The org to import into (default: the user id).")
     ] = None,
     db: Db = None,
+    max_past_days: MaxPast = None,
 ) -> None:
     """Copy a Clarifai audit log in, through the official client; safe to run again."""
     from ..clarifai import RemoteError, import_clarifai  # the clarifai extra
@@ -231,7 +246,7 @@ def import_clarifai(
     target = org or user_id
     if target == "me":
         raise typer.BadParameter("--user-id me needs --org: the org to import into")
-    with _service(db) as service:
+    with _service(db, max_past_days=max_past_days) as service:
         try:
             result = import_clarifai(service, target, url=url, pat=pat, user_id=user_id)
         except RemoteError as exc:
@@ -250,11 +265,12 @@ def ingest(
     file: Annotated[str, typer.Argument(help="A .jsonl file, or - for standard input.")],
     batch: Annotated[int, typer.Option(min=1, max=1000, help="Events per batch.")] = 1000,
     db: Db = None,
+    max_past_days: MaxPast = None,
 ) -> None:
     """Ingest events from a JSON Lines file, in all-or-nothing batches."""
     source = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
     accepted = duplicates = 0
-    with source, _service(db) as service:
+    with source, _service(db, max_past_days=max_past_days) as service:
         pending: list[dict[str, object]] = []
         for number, line in enumerate(source, 1):
             if not line.strip():

@@ -37,7 +37,14 @@ from ._port import (
     StoreUnavailableError,
 )
 from ._postgres_rows import EVENT_COLUMNS, LEAF_COLUMNS, copy_leaf, copy_row, where_clause
-from ._postgres_schema import MONTHS_AHEAD, create_partitions, existing_months, migrate, month_of
+from ._postgres_schema import (
+    MONTHS_AHEAD,
+    MONTHS_BACK,
+    create_partitions,
+    existing_months,
+    migrate,
+    month_of,
+)
 from ._postgres_stats import Analyzer
 from ._query import SearchQuery
 from ._rows import SELECT_EVENTS, SELECT_KEYS, row_to_key, row_to_stored
@@ -189,6 +196,7 @@ class PostgresStore(LogStore):
             else self._writes
         )
         self._org_keys: dict[str, int] = {}
+        self._in_old: set[int] = set()
         self._analyzer = Analyzer(lambda: self._connection(self._writes))
         self._ahead_from = -1
         try:
@@ -239,12 +247,16 @@ class PostgresStore(LogStore):
         self._read("SELECT 1", (), primary=True)
 
     def _ensure_months(self, months: set[int]) -> None:
-        """Create partitions for ``months`` and for the months ahead of now, if missing."""
+        """Create partitions for ``months`` and for the months ahead of now, if missing.
+
+        Months more than MONTHS_BACK old get none: their events go to ``events_old``. So one
+        request creates a few partitions at most, whatever times its events have.
+        """
         now = month_of(time.time_ns() // 1000)
-        wanted = set(months)
+        wanted = {m for m in months if m >= now - MONTHS_BACK}
         if now != self._ahead_from:
             wanted |= set(range(now - 1, now + MONTHS_AHEAD + 1))
-        missing = wanted - self._months
+        missing = wanted - self._months - self._in_old
         if not missing:
             self._ahead_from = now
             return
@@ -253,6 +265,7 @@ class PostgresStore(LogStore):
             found = existing_months(con)
         with self._lock:
             self._months |= found
+            self._in_old |= missing - found  # refused: events_old holds some of them
         self._ahead_from = now
 
     # -- writing ------------------------------------------------------------------------------
@@ -292,7 +305,8 @@ class PostgresStore(LogStore):
         for prepared, outcome in zip(batch, appended, strict=True):
             if not outcome.duplicate:
                 month = month_of(to_micros(prepared.event.time))
-                months[month] = months.get(month, 0) + 1
+                if month in self._months:  # events_old is left to autovacuum
+                    months[month] = months.get(month, 0) + 1
         self._analyzer.wrote(months)
 
     def _append(self, con: Con, org_id: str, batch: Sequence[PreparedEvent]) -> list[Appended]:
