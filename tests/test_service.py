@@ -253,3 +253,15 @@ def test_bad_org_id_is_refused(service: AuditService, make_event: MakeEvent) -> 
     with pytest.raises(QueryError) as caught:
         service.ingest("bad org", [make_event()])
     assert caught.value.field == "org_id"
+
+
+def test_records_of_reads_that_fail_to_be_stored_are_counted_one_by_one(
+    store: LogStore, make_event: MakeEvent
+) -> None:
+    service = AuditService(store)
+    taken = "0192f0c8-7d2e-7c3a-9f1e-3b5a2c4d6e8f"
+    service.ingest("acme", [make_event(id=taken)])
+    # Two records in one batch, one of them refused (its id is taken): the batch fails.
+    service.submit_own("acme", [make_event(), make_event(id=taken, success=False)])
+    service.flush_reads()
+    assert service.read_audit_failures == 2

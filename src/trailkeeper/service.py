@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -281,15 +282,15 @@ class AuditService(AccessMixin):
                 self.read_audit_failures += len(batch)
                 _log.error("could not store %d record(s) of reads of the log: %s", len(batch), exc)
                 continue
-            future.add_done_callback(self._own_done)
+            future.add_done_callback(functools.partial(self._own_done, len(batch)))
             futures.append(future)
         return futures
 
-    def _own_done(self, future: Future[list[Appended]]) -> None:
+    def _own_done(self, records: int, future: Future[list[Appended]]) -> None:
         exc = future.exception()
         if exc is not None:
-            self.read_audit_failures += 1
-            _log.error("could not store a record of a read of the audit log: %s", exc)
+            self.read_audit_failures += records  # records, as the synchronous failure counts
+            _log.error("could not store %d record(s) of reads of the log: %s", records, exc)
 
     def _append_retimed(
         self,
