@@ -308,16 +308,18 @@ def _parse_time(
     """The event's time, and whether it was left out.
 
     Left out, it is the millisecond a UUIDv7 ``id`` carries: every server, at any moment,
-    gives a resend the same time, so it is the same event. Without such an id, the receive
-    time (the service then reuses a stored first copy's time, see ``AuditService``).
+    gives a resend the same time, so it is the same event. Without such an id, or when the
+    id's time is outside the accepted range (a producer's clock far off), the receive time
+    (the service then reuses a stored first copy's time, see ``AuditService``).
     """
-    source = ""
     if value is None:
         embedded = uuid7_time(event_id) if event_id is not None else None
-        if embedded is None:
+        if embedded is None or not (
+            -limits.max_past <= embedded - received_at <= limits.max_future
+        ):
             return received_at.astimezone(UTC), True
-        parsed, source = embedded, " (the time in the UUIDv7 id, as time was left out)"
-    elif isinstance(value, datetime):
+        return embedded, True
+    if isinstance(value, datetime):
         if value.tzinfo is None:
             c.add("time", "must have a time zone")
             return None, False
@@ -346,19 +348,19 @@ def _parse_time(
     if parsed - received_at > limits.max_future:
         c.add(
             "time",
-            f"is {format_delta(parsed - received_at)} in the future{source}; at most "
+            f"is {format_delta(parsed - received_at)} in the future; at most "
             f"{format_delta(limits.max_future)} ahead of the server clock is accepted",
         )
         return None, False
     if received_at - parsed > limits.max_past:
         c.add(
             "time",
-            f"is {format_delta(received_at - parsed)} in the past{source}; at most "
+            f"is {format_delta(received_at - parsed)} in the past; at most "
             f"{format_delta(limits.max_past)} before the server clock is accepted "
             "(TRAILKEEPER_MAX_PAST_DAYS)",
         )
         return None, False
-    return parsed, value is None
+    return parsed, False
 
 
 def uuid7_time(event_id: str) -> datetime | None:
