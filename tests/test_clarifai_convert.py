@@ -205,7 +205,7 @@ def test_the_rest_json_is_what_protobuf_writes_for_the_same_entry(
         "compute_cluster", "nodepool", "deployment", "organization", "secret",
     ]  # fmt: skip
     times = ["2026-11-26T10:00:00Z", "2026-11-26T10:00:00.5Z", "2026-11-26T10:00:00.123456Z",
-             "2026-11-26T10:00:00.120Z", "1999-01-01T00:00:00.000001Z"]  # fmt: skip
+             "2026-11-26T10:00:00.120Z", "2017-01-01T00:00:00.000001Z"]  # fmt: skip
     names = [None, "Ana", "Ana Maria Lima", "  spaced"]
     raws = []
     for i, kind in enumerate(kinds):

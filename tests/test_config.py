@@ -29,6 +29,8 @@ def test_every_variable_is_read() -> None:
             "TRAILKEEPER_HOST": "0.0.0.0",  # noqa: S104 - a value, not a bind
             "TRAILKEEPER_PORT": "9000",
             "TRAILKEEPER_READ_DATABASE_URL": "postgresql://replica/tk",
+            "TRAILKEEPER_MAX_PAST_DAYS": "30",
+            "TRAILKEEPER_DRAIN_SECONDS": "5",
         }
     )
     assert settings.database_url == "sqlite:////tmp/x.db"
@@ -36,6 +38,14 @@ def test_every_variable_is_read() -> None:
     assert settings.rules().limits.max_future == timedelta(seconds=60)
     assert settings.redact_keys == ("ssn", "pin")
     assert settings.port == 9000
+    assert settings.rules().limits.max_past == timedelta(days=30)
+    assert settings.drain_seconds == 5
+
+
+def test_the_drain_period_and_the_past_limit_have_documented_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.drain_seconds == 25
+    assert settings.rules().limits.max_past == timedelta(days=3653)
 
 
 @pytest.mark.parametrize(
@@ -43,6 +53,8 @@ def test_every_variable_is_read() -> None:
     [
         ("TRAILKEEPER_MAX_FUTURE_SECONDS", "soon", "whole number"),
         ("TRAILKEEPER_MAX_FUTURE_SECONDS", "-5", "negative"),
+        ("TRAILKEEPER_MAX_PAST_DAYS", "a decade", "whole number"),
+        ("TRAILKEEPER_DRAIN_SECONDS", "-1", "negative"),
         ("TRAILKEEPER_PORT", "http", "port number"),
         ("TRAILKEEPER_PORT", "70000", "port number"),
     ],

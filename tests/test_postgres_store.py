@@ -21,7 +21,12 @@ from trailkeeper.store import (
     open_store,
 )
 from trailkeeper.store._postgres import PostgresStore
-from trailkeeper.store._postgres_schema import MONTHS_AHEAD, month_of, partition_name
+from trailkeeper.store._postgres_schema import (
+    MONTHS_AHEAD,
+    MONTHS_BACK,
+    month_of,
+    partition_name,
+)
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -60,14 +65,43 @@ def test_partitions_are_ready_for_this_month_and_the_next_ones(pg: PostgresStore
     assert expected <= partitions(url)
 
 
+def _month_start(month: int) -> datetime:
+    return datetime(month // 12, month % 12 + 1, 1, tzinfo=UTC)
+
+
 def test_an_event_in_a_month_without_a_partition_gets_one(
     pg: PostgresStore, url: str, make_event: Callable[..., dict[str, Any]]
 ) -> None:
-    old = prepare(make_event(time="2019-03-05T10:00:00Z"))
+    month = month_of(time.time_ns() // 1000) - 10
+    when = _month_start(month).replace(day=5)
+    old = prepare(make_event(time=when.isoformat()))
     pg.append("acme", [old, prepare(make_event())])
-    assert "events_p201903" in partitions(url)
-    until = datetime(2019, 4, 1, tzinfo=UTC)
+    assert partition_name(month) in partitions(url)
+    until = _month_start(month + 1)
     assert [s.event.id for s in pg.search("acme", SearchQuery(until=until))] == [old.event.id]
+
+
+def test_events_older_than_the_monthly_partitions_share_one_and_make_none(
+    pg: PostgresStore, url: str, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    # One request, events in 100 months: it may not create a partition per month.
+    now = month_of(time.time_ns() // 1000)
+    before = partitions(url)
+    batch = [
+        prepare(make_event(time=_month_start(now - back).replace(day=3).isoformat()))
+        for back in range(1, 101)
+    ]
+    pg.append("acme", batch)
+    created = partitions(url) - before
+    assert created == {partition_name(now - back) for back in range(1, MONTHS_BACK + 1)} - before
+    assert "events_old" in before
+    with psycopg.connect(url) as con:
+        [(in_old,)] = con.execute("SELECT count(*) FROM events_old").fetchall()
+    assert in_old == 100 - MONTHS_BACK
+    found = {s.event.id for s in pg.search("acme", SearchQuery(limit=1000))}
+    assert found == {p.event.id for p in batch}
+    [stored] = pg.get_many("acme", [batch[-1].event.id]).values()
+    assert stored.event.time == batch[-1].event.time
 
 
 def test_dropping_a_month_keeps_the_log_its_seqs_and_its_ids(
@@ -123,17 +157,22 @@ def test_a_read_database_with_sqlite_is_refused(tmp_path: Path) -> None:
 def test_a_partition_is_analysed_as_it_fills_without_waiting_for_autovacuum(
     pg: PostgresStore, url: str, make_event: Callable[..., dict[str, Any]]
 ) -> None:
+    month = month_of(time.time_ns() // 1000) - 6
+
     def analysed() -> Any:
         with psycopg.connect(url) as con:
             row = con.execute(
-                "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'events_p202403'"
+                "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = %s "
+                "AND schemaname = current_schema()",
+                (partition_name(month),),
             ).fetchone()
         return row[0] if row else None
 
-    pg.append("acme", [prepare(make_event(time="2024-03-01T10:00:00Z")) for _ in range(999)])
+    first, second = (_month_start(month).replace(day=d).isoformat() for d in (1, 2))
+    pg.append("acme", [prepare(make_event(time=first)) for _ in range(999)])
     time.sleep(0.5)
     assert analysed() is None
-    pg.append("acme", [prepare(make_event(time="2024-03-02T10:00:00Z"))])
+    pg.append("acme", [prepare(make_event(time=second))])
     deadline = time.monotonic() + 20
     while analysed() is None:
         assert time.monotonic() < deadline, "the partition was not analysed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from conftest import FakeClock
 from trailkeeper.events import REDACTED, EventValidationError
 from trailkeeper.filters import Filters, Match
 from trailkeeper.service import VALIDATE_CHUNK, AuditService, QueryError
-from trailkeeper.store import ConflictError
+from trailkeeper.store import ConflictError, LogStore
 
 MakeEvent = Callable[..., dict[str, Any]]
 
@@ -53,7 +54,9 @@ def test_a_batch_longer_than_a_validation_chunk_names_and_stores_every_event_in_
 
     batch = [make_event(id=f"0192f0c8-7d2e-7c3a-9f1e-{i:012d}") for i in range(size)]
     batch[VALIDATE_CHUNK + 5] = dict(batch[2])  # the same event again, in the next chunk
-    del batch[VALIDATE_CHUNK * 2 + 3]["time"]  # defaulted to the receive time
+    untimed = batch[VALIDATE_CHUNK * 2 + 3]
+    untimed["id"] = "6f1c1a52-3f7e-4b9a-9c1d-0a2b3c4d5e6f"  # not a UUIDv7: no time of its own
+    del untimed["time"]  # defaulted to the receive time
     result = service.ingest("acme", batch)
     assert (result.accepted, result.duplicates) == (size - 1, 1)
     assert result.events[VALIDATE_CHUNK + 5] == replace(result.events[2], duplicate=True)
@@ -98,6 +101,52 @@ def test_a_resent_event_without_time_is_still_a_duplicate(
     again = service.ingest("acme", [event])
     assert again.duplicates == 1
     assert again.events[0].seq == first.events[0].seq
+
+
+def _send_at_once(
+    server: AuditService,
+    batch: list[dict[str, Any]],
+    barrier: threading.Barrier,
+    outcomes: list[object],
+) -> None:
+    barrier.wait()
+    try:
+        outcomes.append(server.ingest("acme", batch).events[1].seq)
+    except ConflictError as exc:
+        outcomes.append(exc)
+
+
+@pytest.mark.parametrize(
+    "event_id",
+    [
+        "0192f0c8-7d2e-7c3a-9f1e-3b5a2c4d6e8f",  # a UUIDv7: its own time is the default
+        "6f1c1a52-3f7e-4b9a-9c1d-0a2b3c4d5e6f",  # a UUIDv4: the first copy stored decides
+    ],
+)
+def test_an_event_without_time_sent_to_servers_at_once_is_one_event_and_duplicates(
+    store: LogStore, make_event: MakeEvent, clock: FakeClock, event_id: str
+) -> None:
+    # Three servers with their own clocks (a second apart), one database, the same batch at
+    # the same moment: never a conflict, one event stored.
+    servers = [
+        AuditService(store, clock=lambda n=n: clock.now + timedelta(seconds=n)) for n in range(3)
+    ]
+    for round_ in range(10):
+        untimed = make_event(id=event_id[:-2] + f"{round_:02d}")
+        del untimed["time"]
+        batch = [make_event(), untimed]
+        barrier = threading.Barrier(3)
+        outcomes: list[object] = []
+        threads = [
+            threading.Thread(target=_send_at_once, args=(s, batch, barrier, outcomes))
+            for s in servers
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not [o for o in outcomes if isinstance(o, ConflictError)], outcomes
+        assert len(set(outcomes)) == 1
 
 
 def test_same_id_with_other_content_is_a_conflict_and_nothing_is_stored(
@@ -204,3 +253,15 @@ def test_bad_org_id_is_refused(service: AuditService, make_event: MakeEvent) -> 
     with pytest.raises(QueryError) as caught:
         service.ingest("bad org", [make_event()])
     assert caught.value.field == "org_id"
+
+
+def test_records_of_reads_that_fail_to_be_stored_are_counted_one_by_one(
+    store: LogStore, make_event: MakeEvent
+) -> None:
+    service = AuditService(store)
+    taken = "0192f0c8-7d2e-7c3a-9f1e-3b5a2c4d6e8f"
+    service.ingest("acme", [make_event(id=taken)])
+    # Two records in one batch, one of them refused (its id is taken): the batch fails.
+    service.submit_own("acme", [make_event(), make_event(id=taken, success=False)])
+    service.flush_reads()
+    assert service.read_audit_failures == 2

@@ -22,6 +22,7 @@ from trailkeeper.events import (
     EventRules,
     EventValidationError,
     FieldError,
+    Limits,
     ParsedEvent,
     Redactor,
     canonical_json,
@@ -317,9 +318,9 @@ def test_time_up_to_five_minutes_ahead_is_accepted(make_event: MakeEvent, value:
     assert parse(make_event(time=value)).time > RECEIVED_AT
 
 
-def test_a_time_long_past_is_accepted(make_event: MakeEvent) -> None:
-    event = parse(make_event(time="1999-01-01T00:00:00Z"))
-    assert event.time == datetime(1999, 1, 1, tzinfo=UTC)
+def test_a_time_years_past_but_within_ten_years_is_accepted(make_event: MakeEvent) -> None:
+    event = parse(make_event(time="2017-01-01T00:00:00Z"))
+    assert event.time == datetime(2017, 1, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -1289,3 +1290,47 @@ def test_targets_parse_the_same_whether_or_not_their_ids_were_seen_before() -> N
             _same_cold_and_warm("alice", targets)
     for targets in ("app-1", ["app-1"], [good] * 65, [good, "app-1"], 7):
         _same_cold_and_warm("alice", targets)
+
+
+def _uuid7_at(moment: datetime) -> str:
+    ms = int(moment.timestamp() * 1000)
+    value = (ms << 80) | (0x7 << 76) | (0x123 << 64) | (0b10 << 62) | 0x1234_5678_9ABC
+    return str(uuid.UUID(int=value))
+
+
+def test_a_missing_time_is_the_time_a_uuid7_id_carries(make_event: MakeEvent) -> None:
+    # Deterministic: every server, whenever it receives it, gives the event this time.
+    moment = datetime(2026, 11, 26, 11, 58, 7, 250_000, tzinfo=UTC)
+    raw = make_event(id=_uuid7_at(moment))
+    del raw["time"]
+    parsed = validate(raw)
+    assert parsed.event.time == moment
+    assert parsed.time_defaulted is True
+    assert validate(raw).event.canonical_bytes() == parsed.event.canonical_bytes()
+
+
+def test_a_missing_time_with_another_uuid_is_the_receive_time(make_event: MakeEvent) -> None:
+    raw = make_event(id="6f1c1a52-3f7e-4b9a-9c1d-0a2b3c4d5e6f")  # a UUIDv4
+    del raw["time"]
+    assert validate(raw).event.time == RECEIVED_AT
+
+
+def test_a_uuid7_id_with_a_time_out_of_range_leaves_the_receive_time(
+    make_event: MakeEvent,
+) -> None:
+    for moment in (RECEIVED_AT + timedelta(hours=2), RECEIVED_AT - timedelta(days=4000)):
+        raw = make_event(id=_uuid7_at(moment))
+        del raw["time"]
+        assert validate(raw).event.time == RECEIVED_AT
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00Z", "2016-11-25T00:00:00Z"])
+def test_a_time_more_than_ten_years_old_is_refused(make_event: MakeEvent, value: str) -> None:
+    error = assert_refused(make_event(time=value), "time", "in the past")
+    assert "TRAILKEEPER_MAX_PAST_DAYS" in error.message
+
+
+def test_the_past_limit_can_be_raised(make_event: MakeEvent) -> None:
+    rules = EventRules(limits=Limits(max_past=timedelta(days=365 * 30)))
+    parsed = validate(make_event(time="2000-01-01T00:00:00Z"), rules=rules)
+    assert parsed.event.time == datetime(2000, 1, 1, tzinfo=UTC)

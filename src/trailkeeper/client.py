@@ -51,11 +51,16 @@ class ConflictError(TrailkeeperError):
 
 
 class StreamEndedError(TrailkeeperError):
-    """The server ended a live stream and said why; ``tail`` does not reconnect after it.
+    """The server ended a live stream and said why.
 
-    ``code`` is ``key_revoked`` or ``key_expired`` (status 401: the key can no longer read),
-    or another reason the server gives (status 503).
+    ``code`` is ``key_revoked`` or ``key_expired`` (status 401: the key can no longer read;
+    ``tail`` never reconnects after it), or another reason the server gives (status 503:
+    ``shutting_down``, ``store_unavailable``; ``tail`` resumes with ``reconnect=True``).
     """
+
+
+def _for_good(exc: Exception) -> bool:
+    return isinstance(exc, StreamEndedError) and exc.status == 401
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -148,7 +153,8 @@ class _Events:
 
         Raises:
             StreamEndedError: the server ended the stream for good (its key was revoked or
-                expired): never reconnected.
+                expired): never reconnected. A stream the server ended for another reason
+                (``shutting_down``, ``store_unavailable``) is resumed like a dropped one.
         """
         sse = _SSE()
         params = _stream_params(after, backlog, filters)
@@ -168,8 +174,8 @@ class _Events:
                             data = sse.feed(line)
                             if data is not None:
                                 yield json.loads(data)
-            except httpx.TransportError:
-                if not reconnect:
+            except (httpx.TransportError, StreamEndedError) as exc:
+                if not reconnect or _for_good(exc):
                     raise
                 time.sleep(1.0)
 
@@ -369,8 +375,8 @@ class _AsyncEvents:
                             data = sse.feed(line)
                             if data is not None:
                                 yield json.loads(data)
-            except httpx.TransportError:
-                if not reconnect:
+            except (httpx.TransportError, StreamEndedError) as exc:
+                if not reconnect or _for_good(exc):
                     raise
                 await asyncio.sleep(1.0)
 

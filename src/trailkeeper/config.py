@@ -30,6 +30,7 @@ ENVIRONMENT: dict[str, str] = {
     "TRAILKEEPER_DATABASE_URL": "database_url",
     "TRAILKEEPER_READ_DATABASE_URL": "read_database_url",
     "TRAILKEEPER_MAX_FUTURE_SECONDS": "max_future_seconds",
+    "TRAILKEEPER_MAX_PAST_DAYS": "max_past_days",
     "TRAILKEEPER_REDACT_KEYS": "redact_keys",
     "TRAILKEEPER_OPERATIONS_FILE": "operations_file",
     "TRAILKEEPER_HOST": "host",
@@ -39,9 +40,14 @@ ENVIRONMENT: dict[str, str] = {
     "TRAILKEEPER_HEADER_TIMEOUT": "header_timeout",
     "TRAILKEEPER_LIMIT_CONCURRENCY": "limit_concurrency",
     "TRAILKEEPER_METRICS_KEY": "metrics_key",
+    "TRAILKEEPER_DRAIN_SECONDS": "drain_seconds",
 }
 #: Who may read /metrics: anyone, or only requests with an admin key.
 METRICS_KEYS = ("none", "admin")
+
+#: Seconds a stopping server gives the requests in flight (below Kubernetes' default grace
+#: period of 30 s, so they finish before a SIGKILL).
+DEFAULT_DRAIN_SECONDS = 25
 
 
 class ConfigError(ValueError):
@@ -56,6 +62,7 @@ class Settings:
         database_url: where the log lives (``sqlite:///path`` or ``postgresql://…``).
         read_database_url: a PostgreSQL replica for searches, scans and charts (optional).
         max_future_seconds: how far ahead of the server clock an event's time may be.
+        max_past_days: how far behind the server clock an event's time may be.
         redact_keys: key fragments whose values are redacted; empty turns redaction off.
         operations_file: a JSON file of the deployment's own operations, a list of
             ``{"name", "description", "target_types"}`` objects.
@@ -70,11 +77,13 @@ class Settings:
         limit_concurrency: connections and requests in progress a server process takes at
             once; beyond, requests are answered 503.
         metrics_key: ``none`` (anyone may read /metrics) or ``admin`` (an admin key).
+        drain_seconds: how long a stopping server waits for the requests in flight.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
     read_database_url: str | None = None
     max_future_seconds: int = int(DEFAULT_LIMITS.max_future.total_seconds())
+    max_past_days: int = DEFAULT_LIMITS.max_past.days
     redact_keys: tuple[str, ...] = DEFAULT_SECRET_KEYS
     operations_file: str | None = None
     host: str = "127.0.0.1"
@@ -84,6 +93,7 @@ class Settings:
     header_timeout: float = 10.0
     limit_concurrency: int = 1000
     metrics_key: str = "none"
+    drain_seconds: int = DEFAULT_DRAIN_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -99,15 +109,15 @@ class Settings:
         if read_url := env.get("TRAILKEEPER_READ_DATABASE_URL"):
             settings = replace(settings, read_database_url=read_url)
         if raw := env.get("TRAILKEEPER_MAX_FUTURE_SECONDS"):
-            try:
-                seconds = int(raw)
-            except ValueError:
-                raise ConfigError(
-                    f"TRAILKEEPER_MAX_FUTURE_SECONDS must be a whole number of seconds, not {raw!r}"
-                ) from None
-            if seconds < 0:
-                raise ConfigError("TRAILKEEPER_MAX_FUTURE_SECONDS must not be negative")
+            seconds = _whole(raw, "TRAILKEEPER_MAX_FUTURE_SECONDS", "seconds")
             settings = replace(settings, max_future_seconds=seconds)
+        if raw := env.get("TRAILKEEPER_MAX_PAST_DAYS"):
+            settings = replace(
+                settings, max_past_days=_whole(raw, "TRAILKEEPER_MAX_PAST_DAYS", "days")
+            )
+        if raw := env.get("TRAILKEEPER_DRAIN_SECONDS"):
+            seconds = _whole(raw, "TRAILKEEPER_DRAIN_SECONDS", "seconds")
+            settings = replace(settings, drain_seconds=seconds)
         if "TRAILKEEPER_REDACT_KEYS" in env:
             keys = tuple(k.strip() for k in env["TRAILKEEPER_REDACT_KEYS"].split(",") if k.strip())
             settings = replace(settings, redact_keys=keys)
@@ -181,6 +191,20 @@ class Settings:
                 raise ConfigError(f"operations file {self.operations_file}: {exc}") from None
         else:
             catalogue = Catalogue.default()
-        limits = replace(DEFAULT_LIMITS, max_future=timedelta(seconds=self.max_future_seconds))
+        limits = replace(
+            DEFAULT_LIMITS,
+            max_future=timedelta(seconds=self.max_future_seconds),
+            max_past=timedelta(days=self.max_past_days),
+        )
         redactor = Redactor(self.redact_keys) if self.redact_keys else None
         return EventRules(catalogue=catalogue, limits=limits, redactor=redactor)
+
+
+def _whole(raw: str, name: str, unit: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of {unit}, not {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return value

@@ -42,6 +42,7 @@ from .store import (
     AppActivity,
     Appended,
     Bucket,
+    ConflictError,
     Criteria,
     LogStore,
     Order,
@@ -196,7 +197,10 @@ class AuditService:
         if not allow_reserved:
             _refuse_reserved(events)
         unique, position = self._prepare(org_id, events, queued=True)
-        appended = self.store.append(org_id, unique)
+        try:
+            appended = self.store.append(org_id, unique)
+        except ConflictError as conflict:
+            appended = self._append_retimed(org_id, events, unique, position, conflict)
         results: list[Appended] = []
         taken: set[int] = set()
         for slot in position:
@@ -305,6 +309,24 @@ class AuditService:
     def _prepare_own(self, org_id: str, events: Sequence[Mapping[str, Any]]) -> list[PreparedEvent]:
         unique, _ = self._prepare(org_id, events)
         return unique
+
+    def _append_retimed(
+        self,
+        org_id: str,
+        events: Sequence[Mapping[str, Any]],
+        unique: list[PreparedEvent],
+        position: list[int],
+        conflict: ConflictError,
+    ) -> list[Appended]:
+        # Sent at once to several servers, an event without `time` whose id is not a UUIDv7
+        # got each server's receive time: the copy stored first decides, and this one, given
+        # its time, is its duplicate. A conflict of an event that has its time stays one.
+        untimed = {position[i] for i, raw in enumerate(events) if raw.get("time") is None}
+        slots = [slot for slot, _ in conflict.conflicts]
+        if not set(slots) <= untimed:
+            raise conflict
+        self._reuse_stored_times(org_id, unique, slots)
+        return self.store.append(org_id, unique)
 
     def _reuse_stored_times(
         self, org_id: str, prepared: list[PreparedEvent], defaulted: list[int]

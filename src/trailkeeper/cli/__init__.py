@@ -16,7 +16,7 @@ from ..config import ConfigError
 from ..events import EventValidationError
 from ..query import QuerySyntaxError
 from ..service import QueryError
-from ..store import ConflictError
+from ..store import ConflictError, StoreSetupError, StoreUnavailableError
 from . import _local, _remote  # noqa: F401  (each registers its commands on ``app``)
 from ._app import Unreachable, app
 
@@ -52,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:
         print(f"trailkeeper: {exc}", file=sys.stderr)
         return 2
+    except (StoreUnavailableError, StoreSetupError) as exc:
+        print(f"trailkeeper: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:

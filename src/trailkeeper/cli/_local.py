@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +16,7 @@ import typer
 from ..config import DEFAULT_DATABASE_URL, Settings
 from ..keys import SCOPES
 from ..service import AuditService
+from ..store import open_store
 from ._app import app, imports, keys
 
 Db = Annotated[
@@ -29,9 +31,23 @@ Db = Annotated[
 Org = Annotated[str, typer.Option("--org", help="The organization (tenant).")]
 
 
-def _service(db: str | None) -> AuditService:
+MaxPast = Annotated[
+    int | None,
+    typer.Option(
+        "--max-past-days",
+        min=0,
+        help="Accept events this many days old (default: $TRAILKEEPER_MAX_PAST_DAYS or 3653).",
+        show_default=False,
+    ),
+]
+
+
+def _service(db: str | None, *, max_past_days: int | None = None) -> AuditService:
     settings = Settings.from_env()
-    return AuditService.open(db or settings.database_url, rules=settings.rules())
+    if max_past_days is not None:  # an import of old history may reach further back
+        settings = replace(settings, max_past_days=max_past_days)
+    store = open_store(db or settings.database_url, application_name="trailkeeper-cli")
+    return AuditService(store, rules=settings.rules())
 
 
 def run_server(service: AuditService, host: str, port: int, log_level: str) -> None:
@@ -54,7 +70,7 @@ def run_server(service: AuditService, host: str, port: int, log_level: str) -> N
     tune_process()
     uvicorn.run(
         app, host=host, port=port, log_level=log_level,
-        timeout_graceful_shutdown=3,  # open live streams never end by themselves
+        timeout_graceful_shutdown=settings.drain_seconds,  # see server/_drain.py
         http=DeadlineProtocol,  # hangs up on clients too slow to send a request
         limit_concurrency=settings.limit_concurrency,
         # X-Forwarded-For is read by the app, from trusted proxies only.
@@ -100,15 +116,21 @@ def serve(
             raise typer.BadParameter(
                 "serve the gRPC API from a single process", param_hint="--grpc-port"
             )
-        from ..server._factory import serve_processes
+        from ..server._factory import open_serving_store, serve_processes
 
-        print(f"Trailkeeper on http://{host}:{port} ({workers} workers)", flush=True)
+        # Once here, with a few tries (and the migrations), rather than in every worker.
+        open_serving_store(db or settings.database_url, read_db).close()
+        processes = f"{workers} worker{'s' if workers != 1 else ''}"
+        print(f"Trailkeeper on http://{host}:{port} ({processes}; console at /console)", flush=True)
         serve_processes(
             db or settings.database_url, read_db, host, port,
-            workers=workers, log_level=log_level.lower(),
+            workers=workers, log_level=log_level.lower(), drain_seconds=settings.drain_seconds,
         )  # fmt: skip
         return
-    with _service(db) as service:
+    from ..server._factory import open_serving_store
+
+    store = open_serving_store(db or settings.database_url, None)
+    with AuditService(store, rules=settings.rules()) as service:
         grpc_server = None
         if grpc_port is not None:
             from ..clarifai import start_grpc  # the clarifai extra
@@ -229,6 +251,7 @@ def import_clarifai(
         str | None, typer.Option(help="The org to import into (default: the user id).")
     ] = None,
     db: Db = None,
+    max_past_days: MaxPast = None,
 ) -> None:
     """Copy a Clarifai audit log in, through the official client; safe to run again."""
     from ..clarifai import RemoteError, import_clarifai  # the clarifai extra
@@ -236,7 +259,7 @@ def import_clarifai(
     target = org or user_id
     if target == "me":
         raise typer.BadParameter("--user-id me needs --org: the org to import into")
-    with _service(db) as service:
+    with _service(db, max_past_days=max_past_days) as service:
         try:
             result = import_clarifai(service, target, url=url, pat=pat, user_id=user_id)
         except RemoteError as exc:
@@ -255,11 +278,12 @@ def ingest(
     file: Annotated[str, typer.Argument(help="A .jsonl file, or - for standard input.")],
     batch: Annotated[int, typer.Option(min=1, max=1000, help="Events per batch.")] = 1000,
     db: Db = None,
+    max_past_days: MaxPast = None,
 ) -> None:
     """Ingest events from a JSON Lines file, in all-or-nothing batches."""
     source = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
     accepted = duplicates = 0
-    with source, _service(db) as service:
+    with source, _service(db, max_past_days=max_past_days) as service:
         pending: list[dict[str, object]] = []
         for number, line in enumerate(source, 1):
             if not line.strip():

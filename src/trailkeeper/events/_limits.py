@@ -44,6 +44,9 @@ class Limits:
     json_depth: int = 8
     event_bytes: int = 32_768
     max_future: timedelta = timedelta(minutes=5)
+    #: How old an event may be: ten years (and a leap day or three) by default. An older time
+    #: is far more likely a bug (a zero date, seconds read as milliseconds) than a record.
+    max_past: timedelta = timedelta(days=3653)
 
 
 DEFAULT_LIMITS = Limits()

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -69,6 +69,8 @@ _CANONICAL_UUID = re.compile(
 _GOOD_IDS: set[str] = set()
 _NIL_UUID = "00000000-0000-0000-0000-000000000000"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST_MS = (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
 
 
 #: At most this many errors are kept, of one event and of a batch; the rest are only counted.
@@ -136,7 +138,7 @@ class EventRules:
 
 @dataclass(frozen=True, slots=True)
 class ParsedEvent:
-    """A valid event, and whether its time was defaulted to the receive time."""
+    """A valid event, and whether the producer left its ``time`` out (see ``_parse_time``)."""
 
     event: Event
     time_defaulted: bool
@@ -207,7 +209,7 @@ def parse_event(
             c.add(_shown(key), f"is not an event field{_hint(str(key), EVENT_FIELDS)}")
 
     event_id = _parse_id(raw.get("id"), c)
-    time, time_defaulted = _parse_time(raw.get("time"), received_at, limits, c)
+    time, time_defaulted = _parse_time(raw.get("time"), event_id, received_at, limits, c)
 
     raw_org = raw.get("org_id")
     if raw_org is None:
@@ -365,10 +367,22 @@ def _parse_id(value: object, c: _Collector) -> str | None:
 
 
 def _parse_time(
-    value: object, received_at: datetime, limits: Limits, c: _Collector
+    value: object, event_id: str | None, received_at: datetime, limits: Limits, c: _Collector
 ) -> tuple[datetime | None, bool]:
+    """The event's time, and whether it was left out.
+
+    Left out, it is the millisecond a UUIDv7 ``id`` carries: every server, at any moment,
+    gives a resend the same time, so it is the same event. Without such an id, or when the
+    id's time is outside the accepted range (a producer's clock far off), the receive time
+    (the service then reuses a stored first copy's time, see ``AuditService``).
+    """
     if value is None:
-        return received_at.astimezone(UTC), True
+        embedded = uuid7_time(event_id) if event_id is not None else None
+        if embedded is None or not (
+            -limits.max_past <= embedded - received_at <= limits.max_future
+        ):
+            return received_at.astimezone(UTC), True
+        return embedded, True
     if isinstance(value, datetime):
         if value.tzinfo is None:
             c.add("time", "must have a time zone")
@@ -407,6 +421,14 @@ def _parse_time(
             f"{format_delta(limits.max_future)} ahead of the server clock is accepted",
         )
         return None, False
+    if received_at - parsed > limits.max_past:
+        c.add(
+            "time",
+            f"is {format_delta(received_at - parsed)} in the past; at most "
+            f"{format_delta(limits.max_past)} before the server clock is accepted "
+            "(TRAILKEEPER_MAX_PAST_DAYS)",
+        )
+        return None, False
     return parsed, False
 
 
@@ -418,8 +440,20 @@ def _to_utc(value: datetime, shown: str, c: _Collector) -> datetime | None:
         return None
 
 
+def uuid7_time(event_id: str) -> datetime | None:
+    """The Unix millisecond a UUIDv7 (RFC 9562) carries; ``None`` for other UUIDs."""
+    if event_id[14] != "7" or event_id[19] not in "89ab":
+        return None
+    ms = int(event_id[:8] + event_id[9:13], 16)
+    if ms > _LAST_MS:  # after 9999 (48 bits of ms reach 10889): refused as in the future
+        return datetime.max.replace(tzinfo=UTC)
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
 def format_delta(delta: Any) -> str:
     seconds = int(delta.total_seconds())
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
     if seconds % 3600 == 0 and seconds >= 3600:
         return f"{seconds // 3600} h"
     if seconds % 60 == 0 and seconds >= 60:

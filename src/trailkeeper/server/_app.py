@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -18,16 +20,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..service import AuditService
-from ..store import StoreUnavailableError
+from ..store import StoreClosedError, StoreUnavailableError
 from . import _schemas as schemas
 from . import console
 from ._access import RequestIdMiddleware, authenticate
 from ._clarifai import router as clarifai_router
 from ._docs import add_docs
+from ._drain import Drain, DrainMiddleware, shutting_down
 from ._hardening import InternalErrors, SecurityHeaders
 from ._lookup import AUTH_THREADS
 from ._metrics import Metrics
-from ._problems import Problem
+from ._problems import PROBLEM_SCHEMA, Problem
 from ._routes import json, router
 from ._stream import router as stream_router
 
@@ -68,6 +71,10 @@ class _MetricsMiddleware:
 
 #: Threads (each with its own SQLite connection) that answer searches, gets and charts.
 READERS = 4
+#: The detail of every 503 store_unavailable, whatever the backend said (that is logged).
+UNREACHABLE = "the database is unreachable; retry"
+RETRY = {"Retry-After": "1"}
+_log = logging.getLogger("trailkeeper.server")
 
 
 def create_app(
@@ -92,9 +99,11 @@ def create_app(
     """
     readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="tk-reader")
     authenticators = ThreadPoolExecutor(max_workers=AUTH_THREADS, thread_name_prefix="tk-auth")
+    drain = Drain()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        drain.hook_signals()  # uvicorn has set its handlers by now; ours run first
         yield
         readers.shutdown(wait=True)
         # Not waited for: a lookup stuck behind a lock must not hold up the shutdown.
@@ -115,6 +124,9 @@ def create_app(
     app.state.service = service
     app.state.metrics = metrics
     app.state.session_secret = session_secret or secrets.token_bytes(32)
+    #: Set when the server starts shutting down (see _drain); long-lived responses watch it.
+    app.state.draining = drain.event
+    app.state.drain = drain
     # Before the main router: /v1/events/{event_id} would otherwise take /v1/events/stream.
     app.include_router(stream_router)
     app.include_router(router)
@@ -142,9 +154,10 @@ def create_app(
 
     @app.exception_handler(StoreUnavailableError)
     async def unavailable(_: Request, exc: StoreUnavailableError) -> Response:
-        # The database is down or restarting: the client may retry (ids make it safe).
-        problem = Problem(503, "store_unavailable", str(exc), headers={"Retry-After": "1"})
-        return problem.response()
+        # The database is down or restarting: the client may retry (ids make it safe). The
+        # driver's text stays in the log: it can quote SQL, or rows of COPY data.
+        _log.warning("503 store_unavailable: %s", exc)
+        return Problem(503, "store_unavailable", UNREACHABLE, headers=RETRY).response()
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:
@@ -154,6 +167,24 @@ def create_app(
     @app.get("/healthz", responses={200: schemas.json_response(schemas.HEALTH, "Up")})
     async def healthz() -> Response:
         return json({"status": "ok"})
+
+    @app.get(
+        "/readyz",
+        responses={
+            200: schemas.json_response(schemas.HEALTH, "Ready: the store answers"),
+            503: PROBLEM_SCHEMA,
+        },
+    )
+    async def readyz() -> Response:
+        """Readiness: 200 while the store answers and the server is not shutting down."""
+        if drain.event.is_set():
+            return shutting_down().response()
+        try:
+            await asyncio.get_running_loop().run_in_executor(readers, service.store.ping)
+        except (StoreUnavailableError, StoreClosedError) as exc:
+            _log.warning("/readyz: the store is unavailable: %s", exc)
+            return Problem(503, "store_unavailable", UNREACHABLE, headers=RETRY).response()
+        return json({"status": "ready"})
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus(request: Request) -> Response:
@@ -166,6 +197,7 @@ def create_app(
 
     add_docs(app)
     app.add_middleware(InternalErrors)  # inside the metrics: a crash counts as a 500
+    app.add_middleware(DrainMiddleware, drain=drain)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestIdMiddleware)  # outermost: every response carries the id

@@ -21,6 +21,7 @@ from .._reader import FOLLOW_BATCH, MAX_BACKLOG
 from ..events import StoredEvent
 from ..keys import AuthError
 from ..service import QueryError
+from ..store import StoreUnavailableError
 from . import _routes as routes
 from ._access import ReadAccess
 from ._params import FILTER_PARAMETERS, FILTER_PARAMS, filters_from, multi_params
@@ -73,9 +74,9 @@ def _message(stored: StoredEvent) -> bytes:
 _ENDED = {"revoked_key": "key_revoked", "expired_key": "key_expired"}
 
 
-def _ended(exc: AuthError) -> bytes:
-    code = _ENDED.get(exc.code, exc.code)
-    data = orjson.dumps({"code": code, "message": exc.message})
+def _last(code: str, message: str) -> bytes:
+    """A stream's last message: why it ends."""
+    data = orjson.dumps({"code": code, "message": message})
     return b"event: error\ndata: " + data + b"\n\n"
 
 
@@ -114,11 +115,18 @@ async def stream(request: Request, reader: ReadAccess) -> Response:
     async def messages() -> AsyncIterator[bytes]:
         yield b"retry: 2000\n: streaming the log of org " + reader.org_id.encode() + b"\n\n"
         idle = 0.0
+        draining: asyncio.Event = request.app.state.draining
         while True:
+            if draining.is_set():  # the server is stopping: say so, the client reconnects
+                yield _last("shutting_down", "the server is shutting down; reconnect")
+                return
             try:
                 batch = await routes.read(request, follow.poll)
             except AuthError as exc:
-                yield _ended(exc)
+                yield _last(_ENDED.get(exc.code, exc.code), exc.message)
+                return
+            except StoreUnavailableError:  # the headers are sent: end the stream, not a 503
+                yield _last("store_unavailable", "the database is unreachable; reconnect")
                 return
             for stored in batch:
                 yield _message(stored)

@@ -12,6 +12,7 @@ from ._port import (
     LogStore,
     PreparedEvent,
     StoreClosedError,
+    StoreSetupError,
     StoreUnavailableError,
 )
 from ._query import Criteria, IPNetwork, Order, Position, SearchQuery, TargetRef
@@ -29,24 +30,30 @@ __all__ = [
     "PreparedEvent",
     "SearchQuery",
     "StoreClosedError",
+    "StoreSetupError",
     "StoreUnavailableError",
     "TargetRef",
     "open_store",
 ]
 
 
-def open_store(url: str, *, read_url: str | None = None) -> LogStore:
+def open_store(
+    url: str, *, read_url: str | None = None, application_name: str = "trailkeeper"
+) -> LogStore:
     """Open the store a database URL names.
 
     ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``; the query string may set
     ``synchronous`` (``full``, the default, or ``normal``, ``extra``, ``off``).
 
     ``postgresql://user@host:5432/dbname`` (any libpq URL; needs the ``postgres`` extra);
-    ``read_url``, PostgreSQL only, names a replica that serves searches, scans and charts.
+    ``read_url``, PostgreSQL only, names a replica that serves searches, scans and charts;
+    ``application_name`` is what PostgreSQL shows for the connections (``pg_stat_activity``)
+    when the URL names none.
 
     Raises:
         ValueError: the URL's scheme is not one Trailkeeper knows, or it is malformed.
         StoreUnavailableError: the PostgreSQL server can't be reached.
+        StoreSetupError: PostgreSQL refused to create the tables (e.g. missing privileges).
     """
     parts = urlsplit(url)
     if read_url is not None and parts.scheme not in ("postgresql", "postgres"):
@@ -71,7 +78,7 @@ def open_store(url: str, *, read_url: str | None = None) -> LogStore:
             raise ValueError(
                 f"{url!r} needs the PostgreSQL driver: pip install 'trailkeeper[postgres]'"
             ) from exc
-        return PostgresStore(url, read_url=read_url)
+        return PostgresStore(url, read_url=read_url, application_name=application_name)
     raise ValueError(
         f"unsupported database URL {url!r}: expected sqlite:///path or postgresql://host/db"
     )

@@ -73,6 +73,11 @@ class StoreUnavailableError(RuntimeError):
     """
 
 
+class StoreSetupError(RuntimeError):
+    """The database answers but refused to set up Trailkeeper's tables (privileges, a newer
+    schema); the message says what to do. Retrying does not help."""
+
+
 class LogStore(ABC):
     """Append-only, per-org event logs.
 
@@ -175,6 +180,15 @@ class LogStore(ABC):
     @abstractmethod
     def session_ended(self, session_id: str) -> bool:
         """Whether the console session ``session_id`` was signed out (on any server)."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Return once the store has answered a trivial query (what ``/readyz`` asks).
+
+        Raises:
+            StoreUnavailableError: the database can't be reached now.
+            StoreClosedError: the store was closed.
+        """
 
     @abstractmethod
     def close(self) -> None:

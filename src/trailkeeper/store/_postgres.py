@@ -7,17 +7,19 @@ appends to different orgs do not wait for each other. Rows go in with ``COPY``.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import errors
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..events import StoredEvent, from_micros, to_micros
@@ -30,10 +32,18 @@ from ._port import (
     LogStore,
     PreparedEvent,
     StoreClosedError,
+    StoreSetupError,
     StoreUnavailableError,
 )
 from ._postgres_rows import EVENT_COLUMNS, LEAF_COLUMNS, copy_leaf, copy_row, where_clause
-from ._postgres_schema import MONTHS_AHEAD, create_partitions, existing_months, migrate, month_of
+from ._postgres_schema import (
+    MONTHS_AHEAD,
+    MONTHS_BACK,
+    create_partitions,
+    existing_months,
+    migrate,
+    month_of,
+)
 from ._postgres_stats import Analyzer
 from ._query import SearchQuery
 from ._rows import SELECT_EVENTS, SELECT_KEYS, key_row, row_to_key, row_to_stored
@@ -44,6 +54,9 @@ POOL_TIMEOUT = 5.0
 
 Con = psycopg.Connection[tuple[Any, ...]]
 
+#: Seconds a new connection may take (a database behind a dropped route never refuses).
+CONNECT_TIMEOUT = 10
+
 #: Events rows sent to COPY at a time (see ``PostgresStore._insert``).
 ROW_CHUNK = 100
 
@@ -51,19 +64,31 @@ ROW_CHUNK = 100
 #: A connection returned to the pool less than this many seconds ago is handed out again
 #: without a check (a round trip, ~0.2 ms of every search); an older one is checked first.
 FRESH_SECONDS = 1.0
+#: A pool that can't reconnect gives up after this long and connects again when a request
+#: asks for a connection. psycopg_pool's reconnection backs off 1 s, 2 s, 4 s, … for up to
+#: 5 minutes by default: a database back after 10 s would then wait for the next attempt.
+RECONNECT_SECONDS = 2.0
 _returned: weakref.WeakKeyDictionary[Con, float] = weakref.WeakKeyDictionary()
-
-
-def _check(con: Con) -> None:
-    # After a database restart, idle connections are dead: checked as they are handed out,
-    # they are replaced instead of failing a request each. A connection that served a
-    # request a moment ago is very likely alive; if not, the request fails over (see _read).
-    if time.monotonic() - _returned.get(con, 0.0) > FRESH_SECONDS:
-        ConnectionPool.check_connection(con)
 
 
 def _returning(con: Con) -> None:
     _returned[con] = time.monotonic()
+
+
+def _usable(con: Con) -> bool:
+    """Whether ``con`` works: one that served a request a moment ago is taken on trust."""
+    if time.monotonic() - _returned.get(con, 0.0) <= FRESH_SECONDS:
+        return True
+    try:
+        ConnectionPool.check_connection(con)
+    except psycopg.Error:
+        return False
+    return True
+
+
+def _unavailable(what: str, exc: Exception) -> StoreUnavailableError:
+    # The driver's text is for the operator's log (the server's 503 says none of it).
+    return StoreUnavailableError(f"PostgreSQL {what}: {str(exc).strip() or type(exc).__name__}")
 
 
 class _Pool(ConnectionPool[Con]):
@@ -79,18 +104,44 @@ class _Pool(ConnectionPool[Con]):
         return value * (1.0 + ((max_pc - min_pc) * cls._random.random()) + min_pc)
 
 
-def _pool(url: str, name: str, size: int) -> ConnectionPool[Con]:
+def _connect_kwargs(url: str, application_name: str) -> dict[str, Any]:
+    """Connection options: autocommit; ``application_name`` (pg_stat_activity then tells
+    Trailkeeper's connections apart) and a connect timeout, unless the URL or the libpq
+    environment sets them."""
+    kwargs: dict[str, Any] = {"autocommit": True}
+    given = conninfo_to_dict(url)
+    if "application_name" not in given and not os.environ.get("PGAPPNAME"):
+        kwargs["application_name"] = application_name
+    if "connect_timeout" not in given and not os.environ.get("PGCONNECT_TIMEOUT"):
+        kwargs["connect_timeout"] = CONNECT_TIMEOUT  # libpq's default is to wait for ever
+    return kwargs
+
+
+def _pool(url: str, name: str, size: int, application_name: str) -> ConnectionPool[Con]:
+    # No ``check`` callback: the pool waits 1 s, 2 s, … between the checks of one request
+    # (5 s in all with a few dead connections); ``_connection`` checks instead.
     return _Pool(
         url,
         min_size=1,
         max_size=size,
-        kwargs={"autocommit": True},
-        check=_check,
+        kwargs=_connect_kwargs(url, application_name),
         reset=_returning,
         timeout=POOL_TIMEOUT,
+        reconnect_timeout=RECONNECT_SECONDS,
         name=name,
         open=True,
     )
+
+
+def _setup_failure(exc: psycopg.Error) -> str:
+    """One line on why the schema could not be set up, and what to do about it."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, errors.InsufficientPrivilege):
+        return (
+            f"PostgreSQL refused to set up Trailkeeper's tables ({message}): run it as a role "
+            "that owns the database or has CREATE on the schema (see docs/deploying.md)"
+        )
+    return f"PostgreSQL refused to set up Trailkeeper's tables: {message}"
 
 
 def _head_row(con: Con, org_id: str, sql: str, params: tuple[Any, ...]) -> tuple[int, int]:
@@ -115,22 +166,36 @@ class PostgresStore(LogStore):
         read_url: a database (a streaming replica) for searches, scans and charts; the
             primary serves everything else, including gets of single events.
         pool_size: connections per pool at most.
+        application_name: what ``pg_stat_activity`` shows for its connections, unless the
+            URL (``?application_name=``) or ``PGAPPNAME`` says otherwise.
     """
 
-    def __init__(self, url: str, *, read_url: str | None = None, pool_size: int = 8) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        read_url: str | None = None,
+        pool_size: int = 8,
+        application_name: str = "trailkeeper",
+    ) -> None:
         try:
-            with psycopg.connect(url, autocommit=True) as con:
+            with psycopg.connect(url, **_connect_kwargs(url, application_name)) as con:
                 migrate(con)
                 self._months = existing_months(con)
         except psycopg.OperationalError as exc:
             raise StoreUnavailableError(f"can't reach PostgreSQL: {exc}".strip()) from exc
+        except psycopg.Error as exc:
+            raise StoreSetupError(_setup_failure(exc)) from exc
         self._closed = False
         self._lock = threading.Lock()
-        self._writes = _pool(url, "trailkeeper-primary", pool_size)
+        self._writes = _pool(url, "trailkeeper-primary", pool_size, application_name)
         self._reads = (
-            _pool(read_url, "trailkeeper-replica", pool_size) if read_url else self._writes
+            _pool(read_url, "trailkeeper-replica", pool_size, application_name)
+            if read_url
+            else self._writes
         )
         self._org_keys: dict[str, int] = {}
+        self._in_old: set[int] = set()
         self._analyzer = Analyzer(lambda: self._connection(self._writes))
         self._ahead_from = -1
         try:
@@ -141,10 +206,24 @@ class PostgresStore(LogStore):
 
     # -- connections --------------------------------------------------------------------------
 
-    def _connection(self, pool: ConnectionPool[Con]) -> AbstractContextManager[Con]:
+    @contextmanager
+    def _connection(self, pool: ConnectionPool[Con]) -> Iterator[Con]:
+        """A working connection of ``pool``.
+
+        After a database restart every idle connection is dead. The first one found dead
+        has the pool check all its idle ones at once (``ConnectionPool.check``: the dead are
+        replaced in the background), so a request pays for one dead connection, not one per
+        connection the pool held.
+        """
         if self._closed:
             raise StoreClosedError("the store is closed")
-        return pool.connection()
+        with pool.connection() as con:
+            if _usable(con):
+                yield con
+                return
+        pool.check()
+        with pool.connection() as con:
+            yield con
 
     def _read(self, sql: str, params: Sequence[Any], *, primary: bool = False) -> list[Any]:
         """Run a read; again on another connection if one turns out dead (a restart)."""
@@ -156,19 +235,27 @@ class PostgresStore(LogStore):
                     # every later search, selective filter or not; each is planned for its own.
                     return con.execute(sql.encode(), params, prepare=False).fetchall()
             except PoolTimeout as exc:
-                raise StoreUnavailableError("PostgreSQL is not answering") from exc
+                raise _unavailable("is not answering", exc) from exc
             except psycopg.OperationalError as exc:
                 if attempt == 3:
-                    raise StoreUnavailableError(f"PostgreSQL read failed: {exc}") from exc
+                    raise _unavailable("read failed", exc) from exc
+                pool.check()  # a connection died in use: drop every dead one with it
         raise AssertionError("unreachable")
 
+    def ping(self) -> None:
+        self._read("SELECT 1", (), primary=True)
+
     def _ensure_months(self, months: set[int]) -> None:
-        """Create partitions for ``months`` and for the months ahead of now, if missing."""
+        """Create partitions for ``months`` and for the months ahead of now, if missing.
+
+        Months more than MONTHS_BACK old get none: their events go to ``events_old``. So one
+        request creates a few partitions at most, whatever times its events have.
+        """
         now = month_of(time.time_ns() // 1000)
-        wanted = set(months)
+        wanted = {m for m in months if m >= now - MONTHS_BACK}
         if now != self._ahead_from:
             wanted |= set(range(now - 1, now + MONTHS_AHEAD + 1))
-        missing = wanted - self._months
+        missing = wanted - self._months - self._in_old
         if not missing:
             self._ahead_from = now
             return
@@ -177,6 +264,7 @@ class PostgresStore(LogStore):
             found = existing_months(con)
         with self._lock:
             self._months |= found
+            self._in_old |= missing - found  # refused: events_old holds some of them
         self._ahead_from = now
 
     # -- writing ------------------------------------------------------------------------------
@@ -206,21 +294,20 @@ class PostgresStore(LogStore):
                         self._months = set()
             raise AssertionError("unreachable")
         except PoolTimeout as exc:
-            raise StoreUnavailableError("PostgreSQL is not answering; nothing was stored") from exc
+            raise _unavailable("is not answering; nothing was stored", exc) from exc
         except psycopg.OperationalError as exc:
             # The connection died; if it died during COMMIT, the append may have been
             # stored. Sending the same events again is safe either way: ids deduplicate.
-            raise StoreUnavailableError(
-                f"PostgreSQL connection lost during an append; resend the events (their ids "
-                f"make that safe): {exc}".strip()
-            ) from exc
+            self._writes.check()
+            raise _unavailable("connection lost during an append", exc) from exc
 
     def _count_rows(self, batch: Sequence[PreparedEvent], appended: list[Appended]) -> None:
         months: dict[int, int] = {}
         for prepared, outcome in zip(batch, appended, strict=True):
             if not outcome.duplicate:
                 month = month_of(to_micros(prepared.event.time))
-                months[month] = months.get(month, 0) + 1
+                if month in self._months:  # events_old is left to autovacuum
+                    months[month] = months.get(month, 0) + 1
         self._analyzer.wrote(months)
 
     def _append(
@@ -417,9 +504,10 @@ class PostgresStore(LogStore):
             with self._connection(self._writes) as con:
                 con.execute(sql.encode(), params)
         except PoolTimeout as exc:
-            raise StoreUnavailableError("PostgreSQL is not answering") from exc
+            raise _unavailable("is not answering", exc) from exc
         except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(f"PostgreSQL write failed: {exc}") from exc
+            self._writes.check()
+            raise _unavailable("write failed", exc) from exc
 
     def put_key(self, key: ApiKey) -> None:
         self._write(_INSERT_KEY, key_row(key))

@@ -87,6 +87,14 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        3,
+        "events_old: the default partition, for events older than the monthly partitions",
+        """
+        CREATE TABLE events_old PARTITION OF events DEFAULT
+            WITH (autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 500);
+        """,
+    ),
 )
 
 # Both locks are per database; a schema of its own (search_path) shares them, harmlessly.
@@ -94,6 +102,11 @@ _MIGRATION_LOCK = 0x7472_6B01
 _PARTITION_LOCK = 0x7472_6B02
 #: Months of partitions kept ready ahead of the current one.
 MONTHS_AHEAD = 2
+#: How far back a month gets a partition of its own. An older event goes to ``events_old``
+#: (the default partition): a batch of events in 300 old months would otherwise create 300
+#: partitions, and every search plans over every partition.
+MONTHS_BACK = 24
+OLD_PARTITION = "events_old"
 # Partitions are analysed after 2 % of their rows change (the default is 10 %): a month
 # grows from nothing, and plans must follow it while it does.
 _PARTITION_OPTIONS = "autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 500"
@@ -173,14 +186,20 @@ def create_partitions(con: psycopg.Connection[tuple[object, ...]], months: set[i
     """Create the partitions of ``months`` that do not exist yet.
 
     Under an advisory lock, so servers creating the same month at once do not collide; each
-    partition inherits every index of the events table.
+    partition inherits every index of the events table. A month that ``events_old`` holds
+    rows of already (stored while it was past ``MONTHS_BACK``, or after its partition was
+    dropped) stays there: PostgreSQL refuses the partition.
     """
     with con.transaction():
         con.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK,))
         have = existing_months(con)
         for month in sorted(months - have):
             low, high = month_bounds(month)
-            con.execute(
-                f"CREATE TABLE {partition_name(month)} PARTITION OF events "
-                f"FOR VALUES FROM ({low}) TO ({high}) WITH ({_PARTITION_OPTIONS})".encode()
-            )
+            try:
+                with con.transaction():  # a savepoint: the other months go on
+                    con.execute(
+                        f"CREATE TABLE {partition_name(month)} PARTITION OF events "
+                        f"FOR VALUES FROM ({low}) TO ({high}) WITH ({_PARTITION_OPTIONS})".encode()
+                    )
+            except psycopg.errors.CheckViolation:
+                pass

@@ -29,6 +29,7 @@ from ._port import (
     LogStore,
     PreparedEvent,
     StoreClosedError,
+    StoreUnavailableError,
 )
 from ._query import SearchQuery
 from ._rows import SELECT_EVENTS, SELECT_KEYS, key_row, row_to_key, row_to_stored
@@ -600,6 +601,14 @@ class SQLiteStore(LogStore):
     def session_ended(self, session_id: str) -> bool:
         sql = "SELECT 1 FROM ended_sessions WHERE id = ?"
         return self._reader().execute(sql, (session_id,)).fetchone() is not None
+
+    def ping(self) -> None:
+        if not self._writer.is_alive():
+            raise StoreClosedError("the store is closed")
+        try:
+            self._reader().execute("SELECT 1 FROM orgs LIMIT 1").fetchall()
+        except sqlite3.OperationalError as exc:  # unreadable file, full disk, lost mount
+            raise StoreUnavailableError(f"SQLite read failed: {exc}") from exc
 
     def close(self) -> None:
         with self._close_lock:
