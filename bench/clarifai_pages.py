@@ -80,7 +80,9 @@ def main() -> None:
     where = RequestContext(source_ip="127.0.0.1", user_agent="bench", face="clarifai-grpc")
     g50, g95 = p50_p95(lambda: handler.search(request, f"Key {secret}", "me", where), runs, warm=3)
     j50, j95 = p50_p95(
-        lambda: handler.search_json(b"{}", f"Key {secret}", "me", where), runs, warm=3
+        lambda: handler.search_json(b"{}", handler.authenticate(f"Key {secret}", "me"), where),
+        runs,
+        warm=3,
     )
     print("PostAuditLogSearches, Clarifai's default request (128 entries), in-process:")
     print(f"  search_window alone    p50 {d50:6.2f} ms  p95 {d95:6.2f} ms")

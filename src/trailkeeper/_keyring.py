@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from ._trail import OwnTrail, RequestContext
@@ -111,20 +112,12 @@ class Keyring:
             raise KeyError(f"org {org_id!r} has no key {key_id!r}")
         if before.revoked_at is not None:
             return before
-        key = self._store.revoke_key(org_id, key_id, self._clock())
-        if key is None:
-            raise KeyError(f"org {org_id!r} has no key {key_id!r}")
-        self._trail.record(
-            org_id,
-            self._trail.event(
-                "audit_log.key.revoke",
-                org_id,
-                actor=revoked_by,
-                key=key,
-                metadata={},
-                context=context,
-            ),
+        key = replace(before, revoked_at=self._clock())
+        record = self._trail.event(
+            "audit_log.key.revoke", org_id, actor=revoked_by, key=key, metadata={}, context=context
         )
+        # One transaction: a revocation the log does not record never happens.
+        self._store.append(org_id, self._trail.prepare(org_id, record), key=key)
         return key
 
     def authenticate(self, secret: str | None, scope: str) -> ApiKey:
@@ -164,13 +157,23 @@ class Keyring:
         """Sign out the console session ``session_id`` on every server sharing the store."""
         self._store.end_session(session_id, expires)
 
-    def recheck(self, key: ApiKey, scope: str) -> ApiKey:
+    def recheck(
+        self, key: ApiKey, scope: str, *, session: tuple[str, datetime] | None = None
+    ) -> ApiKey:
         """``key`` as stored now, if it is still usable: for reads that last (streams).
 
+        ``session``: the console session (its id and end) the read was made in, which must
+        not have been signed out or have ended either.
+
         Raises:
-            AuthError: it was revoked or expired since, or is gone.
+            AuthError: the key was revoked or expired since, or is gone; the session was
+                signed out (``ended_session``) or is over (``expired_session``).
         """
-        return self.authenticate_id(key.id, scope)
+        if session is not None and session[1] <= self._clock():
+            raise AuthError("expired_session", "the console session has ended; sign in")
+        return self.authenticate_id(
+            key.id, scope, session_id=session[0] if session is not None else None
+        )
 
     def usable(self, key: ApiKey, scope: str) -> ApiKey:
         """``key`` if it is neither revoked nor expired and has ``scope``.

@@ -10,6 +10,7 @@ authorizes or records on its own.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from itertools import islice
 from typing import Any, Protocol
 
@@ -89,12 +90,14 @@ class Reader:
         trail: OwnTrail,
         key: ApiKey,
         context: RequestContext,
+        session: tuple[str, datetime] | None = None,
     ) -> None:
         self._core = core
         self._keyring = keyring
         self._trail = trail
         self.key = key
         self.context = context
+        self._session = session
 
     @property
     def org_id(self) -> str:
@@ -113,7 +116,10 @@ class Reader:
         page = self._core.search(
             self.org_id, self._limited(filters), order=order, limit=limit, cursor=cursor
         )
-        self._record("audit_log.search", request, filters, order=order, limit=limit)
+        extra: dict[str, Any] = {"order": order, "limit": limit}
+        if page.window is not None:
+            extra["window"] = [t.isoformat() if t is not None else None for t in page.window]
+        self._record("audit_log.search", request, filters, **extra)
         return page
 
     def search_window(
@@ -202,9 +208,10 @@ class Reader:
         """The key as stored now, if it may still read.
 
         Raises:
-            AuthError: revoked, expired or gone since the reader was made.
+            AuthError: revoked, expired or gone since the reader was made, or the console
+                session it was made in was signed out or is over.
         """
-        return self._keyring.recheck(self.key, READ)
+        return self._keyring.recheck(self.key, READ, session=self._session)
 
     def _limited(self, filters: Filters | None) -> Filters:
         filters = filters or Filters()
@@ -219,7 +226,9 @@ class Reader:
         filters: Filters | None = None,
         **extra: Any,
     ) -> None:
-        described = dict(request) if request is not None else _described(filters, extra)
+        # What the face received, and what the core made of it (the seq a stream starts
+        # after, a relative span's window carried by a cursor): the record says both.
+        described = {**request, **extra} if request is not None else _described(filters, extra)
         self._trail.record_read(self.key, operation, described, self.context)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from .events import StoredEvent
 from .store import Appended
@@ -30,7 +31,12 @@ class IngestResult:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of search results and the cursor of the next (``None`` on the last page)."""
+    """One page of search results and the cursor of the next (``None`` on the last page).
+
+    ``window``: for a search with a span back from now (``since:7d``), the (since, until)
+    it was run with, as resolved on its first page and carried by its cursors.
+    """
 
     events: list[StoredEvent]
     next_cursor: str | None
+    window: tuple[datetime | None, datetime | None] | None = None

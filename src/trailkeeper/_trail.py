@@ -18,7 +18,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from .events import canonical_json, format_time
+from .events import EventValidationError, canonical_json, format_time
 from .events._limits import REFUSED_IN_LINE
 from .events._uuid7 import uuid7
 from .keys import ApiKey
@@ -34,10 +34,11 @@ RESERVED_PREFIX = "audit_log."
 ADMIN_ACTOR = {"id": "trailkeeper-admin", "type": "service", "name": "Trailkeeper CLI"}
 #: Actor ids that only the server uses for itself: ``trailkeeper-`` and anything after it.
 RESERVED_ACTOR_PREFIX = "trailkeeper-"
-#: How much of a search's ``q`` text a read record keeps.
+#: How much of a search's ``q`` text a read record keeps when the request is too large whole.
 MAX_RECORDED_Q = 4096
-#: How much a read record's description of the request may take in all.
-MAX_RECORDED_REQUEST = 8192
+#: How much a read record's description of the request may take in all, as JSON (within the
+#: own records' metadata limit, ``service.OWN_METADATA_BYTES``).
+MAX_RECORDED_REQUEST = 192 * 1024
 _USER_AGENT = 1024
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
@@ -80,11 +81,13 @@ def is_reserved_actor(actor: object) -> bool:
 
 
 def describe_request(request: Mapping[str, Any]) -> dict[str, Any]:
-    """What a read record keeps of a request's parameters, within a bounded size.
+    """What a read record keeps of a request's parameters: all of them.
 
-    ``q`` is always kept (its first ``MAX_RECORDED_Q`` bytes, runs of blanks folded first),
-    and so is every filter: repeated values go first, then long lists are cut to their first
-    values with a count, so padding can never make the record drop what was searched for.
+    Repeated values are dropped (padding), and runs of blanks in ``q`` are folded into one;
+    every distinct value stays, whatever its number (the API caps them: 100 a filter, 500 a
+    request) and ``q`` whole (the API takes 4,096 characters at most). Only a request over
+    ``MAX_RECORDED_REQUEST`` as JSON, which no API request reaches, keeps ``q`` and the
+    parameters' names.
     """
     out: dict[str, Any] = {}
     for name, value in request.items():
@@ -92,25 +95,13 @@ def describe_request(request: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if isinstance(value, list):
             value = list(dict.fromkeys(_hashable(v) for v in value))
-        out[name] = value
+        out[str(name)] = value
     q = out.get("q")
     if isinstance(q, str):
-        folded = " ".join(q.split())
-        cut = folded.encode()[:MAX_RECORDED_Q].decode(errors="ignore")
-        out["q"] = cut
-        if cut != folded:
-            out["q_bytes"] = len(q.encode())
+        out["q"] = " ".join(q.split())
     if len(canonical_json(out)) > MAX_RECORDED_REQUEST:
-        for name, value in list(out.items()):
-            if isinstance(value, list) and len(value) > 20:
-                out[name] = value[:20]
-                out[f"{name}_count"] = len(value)
-            elif name != "q" and isinstance(value, str) and len(value) > 256:
-                out[name] = value[:256]
-                out[f"{name}_bytes"] = len(value.encode())
-    if len(canonical_json(out)) > MAX_RECORDED_REQUEST:  # many long values: names and q only
-        out = {"q": out["q"]} if "q" in out else {}
-        out["parameters"] = sorted(str(n) for n in request)[:100]
+        kept = {"q": str(out["q"])[:MAX_RECORDED_Q]} if "q" in out else {}
+        return {**kept, "parameters": sorted(out)[:100], "truncated": True}
     return out
 
 
@@ -220,7 +211,17 @@ class OwnTrail:
             metadata={"request": describe_request(request)},
             context=context,
         )
-        unique = self._prepare(key.org_id, [event])
+        try:
+            unique = self._prepare(key.org_id, [event])
+        except EventValidationError as exc:
+            # Never lose the record of a read that happened: keep what can be kept.
+            _log.warning("a read's request could not be recorded whole: %s", exc)
+            event["metadata"] = {
+                "request": {"parameters": sorted(str(n) for n in request)[:100]},
+                "unrecordable": str(exc)[:512],
+                "face": context.face,
+            }
+            unique = self._prepare(key.org_id, [event])
         with self._lock:
             self._pending.setdefault(key.org_id, []).extend(unique)
             if self._flusher is None:

@@ -59,6 +59,10 @@ class StreamEndedError(TrailkeeperError):
     """
 
 
+#: Why a stream may end for good: its key (or the console session) can no longer read.
+_FOR_GOOD = ("key_revoked", "key_expired", "session_ended", "session_expired")
+
+
 def _for_good(exc: Exception) -> bool:
     return isinstance(exc, StreamEndedError) and exc.status == 401
 
@@ -252,7 +256,7 @@ def _stream_ended(data: str) -> None:
         said = {}
     code = str(said.get("code") or "stream_ended")
     detail = str(said.get("message") or "the server ended the stream")
-    status = 401 if code in ("key_revoked", "key_expired") else 503
+    status = 401 if code in _FOR_GOOD else 503
     raise StreamEndedError(status, code, detail, [])
 
 

@@ -70,6 +70,9 @@ MAX_PAGE = 1000
 #: How deep numbered pages reach: offset + page size of ``search_window`` at most.
 MAX_WINDOW = 100_000
 _log = logging.getLogger("trailkeeper")
+#: How large the log's own records may be (a read's full request; see ``OwnTrail``).
+OWN_METADATA_BYTES = 256 * 1024
+OWN_EVENT_BYTES = 288 * 1024
 #: Ingests validate in turn, this many events at a time (~2 ms): see ``_validating``.
 VALIDATE_CHUNK = 64
 # Cursor positions must lie where event times can (years 1-9999) and seqs are 64-bit.
@@ -127,18 +130,33 @@ class AuditService:
         # of reads (a few events each, some on the event loop) don't take it.
         self._validating = threading.Lock()
         self._clock = clock or (lambda: datetime.now(UTC))
+        # A record of a read keeps every filter it was asked with (up to 500 values, 4 KiB of
+        # text): more than a producer's metadata may hold. Only the server writes these.
+        limits = replace(
+            self.rules.limits, metadata_bytes=OWN_METADATA_BYTES, event_bytes=OWN_EVENT_BYTES
+        )
+        self._own_rules = replace(self.rules, limits=limits)
         self.trail = OwnTrail(store, self._prepare_own, self._clock)
         self.keys = Keyring(store, self.trail, self._clock)
 
-    def reader(self, key: ApiKey, context: RequestContext | None = None) -> Reader:
+    def reader(
+        self,
+        key: ApiKey,
+        context: RequestContext | None = None,
+        *,
+        session: tuple[str, datetime] | None = None,
+    ) -> Reader:
         """A reader of ``key``'s org, limited to its apps, recording each read with
         ``context`` (where the request came from).
+
+        ``session``: the console session (id, end) the reads are made in; long reads end
+        when it is signed out or over, as when the key is revoked or expires.
 
         Raises:
             AuthError: the key is revoked, expired, or lacks the ``events:read`` scope.
         """
         self.keys.usable(key, "events:read")
-        return Reader(self, self.keys, self.trail, key, context or RequestContext())
+        return Reader(self, self.keys, self.trail, key, context or RequestContext(), session)
 
     @property
     def read_audit_failures(self) -> int:
@@ -213,11 +231,17 @@ class AuditService:
         return IngestResult(len(results) - duplicates, duplicates, results)
 
     def _prepare(
-        self, org_id: str, events: Sequence[Mapping[str, Any]], *, queued: bool = False
+        self,
+        org_id: str,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        queued: bool = False,
+        rules: EventRules | None = None,
     ) -> tuple[list[PreparedEvent], list[int]]:
         """Validate a batch; return its distinct events and, per input, its slot among them.
 
-        ``queued``: validate in turn with other ingests (see ``_validating``)."""
+        ``queued``: validate in turn with other ingests (see ``_validating``). ``rules``:
+        other rules than the service's (the log's own records)."""
         _check_org(org_id)
         received_at = self._clock()
         errors: list[FieldError] = []
@@ -227,9 +251,13 @@ class AuditService:
             for start in range(0, len(events), VALIDATE_CHUNK):
                 chunk = events[start : start + VALIDATE_CHUNK]
                 with self._validating:
-                    self._validate(org_id, chunk, start, received_at, prepared, defaulted, errors)
+                    self._validate(
+                        org_id, chunk, start, received_at, prepared, defaulted, errors, self.rules
+                    )
         else:
-            self._validate(org_id, events, 0, received_at, prepared, defaulted, errors)
+            self._validate(
+                org_id, events, 0, received_at, prepared, defaulted, errors, rules or self.rules
+            )
         if errors:
             raise EventValidationError(errors)
         if defaulted:
@@ -265,11 +293,11 @@ class AuditService:
         prepared: list[PreparedEvent],
         defaulted: list[int],
         errors: list[FieldError],
+        rules: EventRules,
     ) -> None:
         """Parse, encode and hash each event into ``prepared``, or its problems into
         ``errors`` (``first``: the batch index of ``events[0]``); ``defaulted``: the
         positions in ``prepared`` of events whose time was defaulted."""
-        rules = self.rules
         for index, raw in enumerate(events, first):
             try:
                 parsed = parse_event(
@@ -307,7 +335,7 @@ class AuditService:
         return self.ingest(key.org_id, events)
 
     def _prepare_own(self, org_id: str, events: Sequence[Mapping[str, Any]]) -> list[PreparedEvent]:
-        unique, _ = self._prepare(org_id, events)
+        unique, _ = self._prepare(org_id, events, rules=self._own_rules)
         return unique
 
     def _append_retimed(
@@ -386,15 +414,15 @@ class AuditService:
             _check_fingerprint(cursor, _fingerprint(query))
             query = replace(query, after=after)
         rows = self.store.search(org_id, query)
+        carried = (query.since, query.until) if filters.relative else None
         if len(rows) <= limit:
-            return Page(rows, None)
+            return Page(rows, None, carried)
         rows = rows[:limit]
         last = rows[-1]
-        carried = (query.since, query.until) if filters.relative else None
         cursor = _encode_cursor(
             order, to_micros(last.event.time), last.seq, _fingerprint(query), carried
         )
-        return Page(rows, cursor)
+        return Page(rows, cursor, carried)
 
     def search_window(
         self,

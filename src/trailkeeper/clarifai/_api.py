@@ -36,6 +36,7 @@ HTTP_STATUS = {
     status_code_pb2.CONN_INVALID_REQUEST: 400,
     status_code_pb2.CONN_INVALID_RANGE: 400,
     status_code_pb2.INTERNAL_SERVER_ISSUE: 500,
+    status_code_pb2.RPC_SERVER_UNAVAILABLE: 503,
 }
 
 
@@ -99,22 +100,31 @@ class ClarifaiSearches:
         return response
 
     def search_json(
-        self, body: bytes, authorization: str | None, user_id: str, context: RequestContext
+        self, body: bytes, key: ApiKey | Failure, context: RequestContext
     ) -> tuple[int, bytes]:
         """The REST route's answer: HTTP status and JSON body, as Clarifai's gateway gives them.
 
-        The key is checked before the body is read, so a caller without one learns nothing
-        about what it sent.
+        ``key``: what ``authenticate`` gave (the route runs it first, off the event loop,
+        with a timeout), or the ``Failure`` it raised: a caller without a key learns nothing
+        about what it sent, because the body is read only after.
         """
         req_id = context.request_id or uuid.uuid4().hex
         try:
-            key = self._authenticate(authorization, user_id)
+            if isinstance(key, Failure):
+                raise key
             events = self._events(parse_json(body), self._reader(key, context), req_id)
         except Failure as failure:
-            response = failure_response(failure, req_id)
-            return HTTP_STATUS.get(failure.code, 400), to_json(response)
+            return failure_json(failure, req_id)
         catalogue = self.service.catalogue
         return 200, entries_response([entry_json(e, catalogue) for e in events], req_id)
+
+    def authenticate(self, authorization: str | None, user_id: str) -> ApiKey:
+        """The read key of ``authorization: Key <secret>`` for ``user_id`` (``me`` or the org).
+
+        Raises:
+            Failure: no key, a key that doesn't work, or another org's user id.
+        """
+        return self._authenticate(authorization, user_id)
 
     def _authenticate(self, authorization: str | None, user_id: str) -> ApiKey:
         try:
@@ -192,6 +202,19 @@ def parse_json(body: bytes) -> Any:
             status_code_pb2.CONN_BAD_REQUEST_FORMAT, "Bad request format", str(exc)[:1024]
         ) from None
     return request
+
+
+def failure_json(failure: Failure, req_id: str) -> tuple[int, bytes]:
+    """A failure as the REST route answers it: the HTTP status and the JSON body."""
+    return HTTP_STATUS.get(failure.code, 400), to_json(failure_response(failure, req_id))
+
+
+#: The database did not answer a key lookup in time (the REST route's timeout).
+UNAVAILABLE = Failure(
+    status_code_pb2.RPC_SERVER_UNAVAILABLE,
+    "Service unavailable",
+    "the database did not answer in time to check the API key; retry",
+)
 
 
 def failure_response(failure: Failure, req_id: str) -> Any:

@@ -9,6 +9,7 @@ short timeout: a slow key lookup answers 503 instead of freezing the server.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated
 
@@ -68,10 +69,20 @@ def request_context(request: Request, face: str = "api") -> RequestContext:
     forwarded = ",".join(request.headers.getlist("x-forwarded-for")) or None
     return RequestContext(
         source_ip=client_address(peer, forwarded, request.app.state.trusted_proxies),
-        user_agent=request.headers.get("user-agent"),
+        user_agent=_text(request.headers.get("user-agent")),
         request_id=request.scope.get("state", {}).get("request_id"),
         face=face,
     )
+
+
+def _text(header: str | None) -> str | None:
+    """A header as its sender most likely wrote it: ASGI gives latin-1; clients send UTF-8."""
+    if header is None:
+        return None
+    try:
+        return header.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return header
 
 
 def bearer(request: Request) -> str | None:
@@ -112,9 +123,14 @@ def reader_for(request: Request, key: ApiKey) -> Reader:
         Problem: the key may not read.
     """
     cookie_only = bearer(request) is None and COOKIE in request.cookies
+    session = None
+    if cookie_only:
+        found = verify(request.app.state.session_secret, request.cookies[COOKIE])
+        if found is not None:
+            session = (found.id, datetime.fromtimestamp(found.expires, UTC))
     try:
         return service_of(request).reader(
-            key, request_context(request, "console" if cookie_only else "api")
+            key, request_context(request, "console" if cookie_only else "api"), session=session
         )
     except AuthError as exc:
         raise Problem(exc.status, exc.code, exc.message) from None

@@ -28,7 +28,7 @@ from ._clarifai import router as clarifai_router
 from ._docs import add_docs
 from ._drain import Drain, DrainMiddleware, shutting_down
 from ._hardening import InternalErrors, SecurityHeaders
-from ._lookup import AUTH_THREADS
+from ._lookup import AUTH_THREADS, AUTH_TIMEOUT_SECONDS
 from ._metrics import Metrics
 from ._problems import PROBLEM_SCHEMA, Problem
 from ._routes import json, router
@@ -180,8 +180,13 @@ def create_app(
         if drain.event.is_set():
             return shutting_down().response()
         try:
-            await asyncio.get_running_loop().run_in_executor(readers, service.store.ping)
-        except (StoreUnavailableError, StoreClosedError) as exc:
+            # On the key-lookup threads with their timeout, not the readers: a long search
+            # must not make a ready server look unready, nor a stuck database hang the probe.
+            await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(authenticators, service.store.ping),
+                AUTH_TIMEOUT_SECONDS,
+            )
+        except (StoreUnavailableError, StoreClosedError, TimeoutError) as exc:
             _log.warning("/readyz: the store is unavailable: %s", exc)
             return Problem(503, "store_unavailable", UNREACHABLE, headers=RETRY).response()
         return json({"status": "ready"})

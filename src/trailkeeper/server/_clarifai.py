@@ -6,11 +6,16 @@ imported on the first request, so the rest of the API runs without that extra.
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ._access import request_context, service_of
+from ._lookup import off_loop
+from ._problems import Problem
 from ._routes import MAX_BODY, read
 
 router = APIRouter()
@@ -65,7 +70,7 @@ _STATUS_BODY = {
 @router.post(
     "/v2/users/{user_id}/audit_log/searches",
     tags=["clarifai"],
-    responses=dict.fromkeys((200, 400, 401, 403, 413, 500, 501), _STATUS_BODY),
+    responses=dict.fromkeys((200, 400, 401, 403, 413, 500, 501, 503), _STATUS_BODY),
     openapi_extra={
         "requestBody": {
             "required": False,
@@ -81,6 +86,7 @@ async def post_audit_log_searches(request: Request, user_id: str) -> Response:
     """
     try:
         from ..clarifai import ClarifaiSearches
+        from ..clarifai._api import UNAVAILABLE, Failure
     except ImportError:
         return Response(_NOT_INSTALLED, status_code=501, media_type="application/json")
     searches = getattr(request.app.state, "clarifai", None)
@@ -93,12 +99,16 @@ async def post_audit_log_searches(request: Request, user_id: str) -> Response:
             return Response(_TOO_LARGE, status_code=413, media_type="application/json")
         chunks.append(chunk)
     body = b"".join(chunks)
+    authorization = request.headers.get("authorization")
+    key: Any
+    try:
+        key = await off_loop(request, partial(searches.authenticate, authorization, user_id))
+    except Failure as failure:
+        key = failure
+    except Problem:  # the key lookup timed out
+        key = UNAVAILABLE
     status, payload = await read(
-        request,
-        searches.search_json,
-        body,
-        request.headers.get("authorization"),
-        user_id,
-        request_context(request, "clarifai-rest"),
+        request, searches.search_json, body, key, request_context(request, "clarifai-rest")
     )
-    return Response(payload, status_code=status, media_type="application/json")
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return Response(payload, status_code=status, media_type="application/json", headers=headers)

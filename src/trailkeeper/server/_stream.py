@@ -71,7 +71,12 @@ def _message(stored: StoredEvent) -> bytes:
 
 
 #: What the last message of a stream says when its key stops being usable.
-_ENDED = {"revoked_key": "key_revoked", "expired_key": "key_expired"}
+_ENDED = {
+    "revoked_key": "key_revoked",
+    "expired_key": "key_expired",
+    "ended_session": "session_ended",
+    "expired_session": "session_expired",
+}
 
 
 def _last(code: str, message: str) -> bytes:
@@ -107,7 +112,17 @@ async def stream(request: Request, reader: ReadAccess) -> Response:
     try:
         follow = await routes.read(
             request,
-            partial(reader.follow, filters, after=after, backlog=backlog, request=values),
+            partial(
+                reader.follow,
+                filters,
+                after=after,
+                backlog=backlog,
+                request={
+                    **values,
+                    "backlog": backlog,
+                    "resumed": "last-event-id" in request.headers,
+                },
+            ),
         )
     except QueryError as exc:
         raise routes._query_error(exc) from None

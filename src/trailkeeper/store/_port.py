@@ -93,8 +93,9 @@ class LogStore(ABC):
         New events get the org's next seqs in batch order. An id already in the org with the
         same leaf hash is a duplicate (stored nothing, keeps its old seq); with another leaf
         hash it is a conflict. Ids within ``batch`` are distinct (the service checks).
-        ``key``: a new API key stored in the same transaction (``batch`` records it), so
-        that the key and its record are stored together or not at all.
+        ``key``: an API key stored in the same transaction (``batch`` records it): a new
+        key, or a revocation of a stored one (its ``revoked_at``; a first revocation time
+        is kept), so that a key change and its record are stored together or not at all.
 
         Raises:
             ConflictError: nothing of the batch was stored.
@@ -157,20 +158,12 @@ class LogStore(ABC):
         """Every org that has a log."""
 
     @abstractmethod
-    def put_key(self, key: ApiKey) -> None:
-        """Store a new API key (its id is new)."""
-
-    @abstractmethod
     def get_key(self, key_id: str) -> ApiKey | None:
         """The API key with this id, in any org, or ``None``."""
 
     @abstractmethod
     def list_keys(self, org_id: str) -> list[ApiKey]:
         """The org's API keys, oldest first, revoked ones included."""
-
-    @abstractmethod
-    def revoke_key(self, org_id: str, key_id: str, when: datetime) -> ApiKey | None:
-        """Mark the org's key revoked at ``when`` (kept if already revoked); ``None`` if absent."""
 
     @abstractmethod
     def end_session(self, session_id: str, expires: datetime) -> None:

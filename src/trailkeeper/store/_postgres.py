@@ -46,7 +46,7 @@ from ._postgres_schema import (
 )
 from ._postgres_stats import Analyzer
 from ._query import SearchQuery
-from ._rows import SELECT_EVENTS, SELECT_KEYS, key_row, row_to_key, row_to_stored
+from ._rows import SELECT_EVENTS, SELECT_KEYS, key_row, row_to_key, row_to_stored, upsert_key
 
 #: How long a request waits for a connection (for one while the server is down) before it
 #: fails with StoreUnavailableError.
@@ -320,7 +320,7 @@ class PostgresStore(LogStore):
             # each one is a wait for the interpreter lock as well as for the network.
             with con.transaction():
                 if key is not None:
-                    con.execute(_INSERT_KEY, key_row(key))
+                    con.execute(_UPSERT_KEY, key_row(key))
                 org_key, size = self._claim(con, org_id, len(batch))
                 return self._insert(
                     con, org_key, size, batch, leaves, received_us, {}, claimed=True
@@ -329,7 +329,7 @@ class PostgresStore(LogStore):
             pass  # an id is already stored; all of that was rolled back: again, knowing which
         with con.transaction():
             if key is not None:
-                con.execute(_INSERT_KEY, key_row(key))
+                con.execute(_UPSERT_KEY, key_row(key))
             org_key, size = self._lock_head(con, org_id)
             existing: dict[str, tuple[int, bytes]] = {
                 str(event_id): (seq, bytes(leaf))
@@ -509,9 +509,6 @@ class PostgresStore(LogStore):
             self._writes.check()
             raise _unavailable("write failed", exc) from exc
 
-    def put_key(self, key: ApiKey) -> None:
-        self._write(_INSERT_KEY, key_row(key))
-
     def get_key(self, key_id: str) -> ApiKey | None:
         rows = self._read(f"{SELECT_KEYS} WHERE id = %s", (key_id,), primary=True)
         return row_to_key(rows[0]) if rows else None
@@ -523,15 +520,6 @@ class PostgresStore(LogStore):
             primary=True,
         )
         return [row_to_key(r) for r in rows]
-
-    def revoke_key(self, org_id: str, key_id: str, when: datetime) -> ApiKey | None:
-        self._write(
-            "UPDATE api_keys SET revoked_us = COALESCE(revoked_us, %s) "
-            "WHERE id = %s AND org_id = %s",
-            (to_micros(when), key_id, org_id),
-        )
-        key = self.get_key(key_id)
-        return key if key is not None and key.org_id == org_id else None
 
     def end_session(self, session_id: str, expires: datetime) -> None:
         self._write("DELETE FROM ended_sessions WHERE expires_us < %s", (time.time_ns() // 1000,))
@@ -555,4 +543,4 @@ class PostgresStore(LogStore):
             self._reads.close()
 
 
-_INSERT_KEY = "INSERT INTO api_keys VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_UPSERT_KEY = upsert_key("%s")

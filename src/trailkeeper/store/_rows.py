@@ -44,8 +44,18 @@ def row_to_key(row: tuple[Any, ...]) -> ApiKey:
     )
 
 
+def upsert_key(placeholder: str) -> str:
+    """The statement that stores ``key_row(key)``: a new key, or an existing one's
+    revocation (the first revocation time is kept)."""
+    places = ", ".join([placeholder] * 9)
+    return (
+        f"INSERT INTO api_keys VALUES ({places}) ON CONFLICT (id) DO UPDATE "
+        "SET revoked_us = COALESCE(api_keys.revoked_us, excluded.revoked_us)"
+    )
+
+
 def key_row(key: ApiKey) -> tuple[object, ...]:
-    """An API key as a row of ``api_keys``, in column order (never revoked yet)."""
+    """An API key as a row of ``api_keys``, in column order."""
     return (
         key.id,
         key.org_id,
@@ -54,6 +64,6 @@ def key_row(key: ApiKey) -> tuple[object, ...]:
         orjson.dumps(list(key.apps)).decode(),
         to_micros(key.created_at),
         to_micros(key.expires_at) if key.expires_at else None,
-        None,
+        to_micros(key.revoked_at) if key.revoked_at else None,
         key.secret_hash,
     )

@@ -32,7 +32,7 @@ from ._port import (
     StoreUnavailableError,
 )
 from ._query import SearchQuery
-from ._rows import SELECT_EVENTS, SELECT_KEYS, key_row, row_to_key, row_to_stored
+from ._rows import SELECT_EVENTS, SELECT_KEYS, key_row, row_to_key, row_to_stored, upsert_key
 from ._sqlite_rows import (
     EVENT_INSERT,
     FTS_INSERT,
@@ -88,7 +88,7 @@ def _connect(path: str, *, synchronous: str, readonly: bool) -> sqlite3.Connecti
     return con
 
 
-_PLACES9 = ", ".join("?" * 9)
+_UPSERT_KEY = upsert_key("?")
 #: How long a filter's capped count may be reused to choose a plan (see _counts).
 PROBE_SECONDS = 10.0
 
@@ -257,7 +257,7 @@ class SQLiteStore(LogStore):
             wm = _NO_TIME
         assert org_key is not None
         if job.key is not None:
-            con.execute(f"INSERT INTO api_keys VALUES ({_PLACES9})", key_row(job.key))
+            con.execute(_UPSERT_KEY, key_row(job.key))
         ids = [_id_bytes(p.event.id) for p in job.batch]
         # Fast path: new ids, the common case. The unique index on (org_key, id) is checked
         # by the insert anyway; only when it reports an existing id do we look ids up.
@@ -560,10 +560,6 @@ class SQLiteStore(LogStore):
 
     # -- API keys -----------------------------------------------------------------------------
 
-    def put_key(self, key: ApiKey) -> None:
-        row = key_row(key)
-        self._write(lambda con: con.execute(f"INSERT INTO api_keys VALUES ({_PLACES9})", row))
-
     def get_key(self, key_id: str) -> ApiKey | None:
         row = self._reader().execute(f"{SELECT_KEYS} WHERE id = ?", (key_id,)).fetchone()
         return row_to_key(row) if row else None
@@ -573,18 +569,6 @@ class SQLiteStore(LogStore):
             f"{SELECT_KEYS} WHERE org_id = ? ORDER BY created_us, id", (org_id,)
         )
         return [row_to_key(r) for r in rows]
-
-    def revoke_key(self, org_id: str, key_id: str, when: datetime) -> ApiKey | None:
-        def revoke(con: sqlite3.Connection) -> None:
-            con.execute(
-                "UPDATE api_keys SET revoked_us = COALESCE(revoked_us, ?) "
-                "WHERE id = ? AND org_id = ?",
-                (to_micros(when), key_id, org_id),
-            )
-
-        self._write(revoke)
-        key = self.get_key(key_id)
-        return key if key is not None and key.org_id == org_id else None
 
     def end_session(self, session_id: str, expires: datetime) -> None:
         def end(con: sqlite3.Connection) -> None:

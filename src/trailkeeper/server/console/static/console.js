@@ -613,16 +613,20 @@ function startLive() {
   source.onerror = (incoming) => {
     // The server's own last message ("event: error" with data) ends live mode for good; a
     // plain error is a dropped connection, which EventSource retries by itself.
-    if (!incoming.data) { status.textContent = "Live: reconnecting…"; return; }
     let said = {};
-    try { said = JSON.parse(incoming.data); } catch { /* keep the generic words */ }
-    const why = { key_revoked: "the key was revoked", key_expired: "the key expired" }[said.code];
+    try { said = JSON.parse(incoming.data || "{}"); } catch { /* keep the generic words */ }
+    const why = {
+      key_revoked: "the key was revoked", key_expired: "the key expired",
+      session_ended: "the session was signed out", session_expired: "the session ended",
+    }[said.code];
+    // Anything else (a dropped connection, a server shutting down) EventSource retries.
+    if (!why) { status.textContent = "Live: reconnecting…"; return; }
     source.close();
     source = null;
     status.classList.remove("on");
-    status.textContent = why ? `Live stopped, signed out: ${why}` : `Live stopped: ${said.message || "the server ended it"}`;
+    status.textContent = `Live stopped, signed out: ${why}`;
     liveEnded = true;
-    message(why ? `Signed out: ${why}. Sign in again with a valid key.` : status.textContent, { error: true });
+    message(`Signed out: ${why}. Sign in again with a valid key.`, { error: true });
   };
   source.onmessage = (incoming) => {
     const event = JSON.parse(incoming.data);
