@@ -13,7 +13,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -147,6 +147,10 @@ def test_values_at_the_edge_of_a_type_are_refused_with_a_field_error(
 def test_values_just_inside_the_edges_are_stored_as_sent(
     service: AuditService, client: ASGIClient
 ) -> None:
+    # Year 1 is inside the type, but past TRAILKEEPER_MAX_PAST_DAYS: raise it, as an import
+    # of an old log would.
+    limits = replace(service.rules.limits, max_past=timedelta(days=3_700_000))
+    service.rules = replace(service.rules, limits=limits)
     inside = event(
         time='"0001-01-01T00:00:00Z"',
         metadata='{"max": 9007199254740991, "min": -9007199254740991, "f": 9.2e18}',

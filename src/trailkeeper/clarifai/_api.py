@@ -213,7 +213,7 @@ def failure_json(failure: Failure, req_id: str) -> tuple[int, bytes]:
 UNAVAILABLE = Failure(
     status_code_pb2.RPC_SERVER_UNAVAILABLE,
     "Service unavailable",
-    "the database did not answer in time to check the API key; retry",
+    "the database is unreachable; retry",
 )
 
 

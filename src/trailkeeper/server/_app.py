@@ -28,7 +28,7 @@ from ._clarifai import router as clarifai_router
 from ._docs import add_docs
 from ._drain import Drain, DrainMiddleware, shutting_down
 from ._hardening import InternalErrors, SecurityHeaders
-from ._lookup import AUTH_THREADS, AUTH_TIMEOUT_SECONDS
+from ._lookup import AUTH_THREADS, AUTH_TIMEOUT_SECONDS, UNREACHABLE
 from ._metrics import Metrics
 from ._problems import PROBLEM_SCHEMA, Problem
 from ._routes import json, router
@@ -72,7 +72,6 @@ class _MetricsMiddleware:
 #: Threads (each with its own SQLite connection) that answer searches, gets and charts.
 READERS = 4
 #: The detail of every 503 store_unavailable, whatever the backend said (that is logged).
-UNREACHABLE = "the database is unreachable; retry"
 RETRY = {"Retry-After": "1"}
 _log = logging.getLogger("trailkeeper.server")
 

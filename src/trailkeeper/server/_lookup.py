@@ -11,6 +11,8 @@ from fastapi import Request
 from ..keys import ApiKey
 from ._problems import Problem
 
+#: What every 503 for an unreachable (or unanswering) database says: nothing more.
+UNREACHABLE = "the database is unreachable; retry"
 #: How long authentication may wait for the store before the request gets a 503.
 AUTH_TIMEOUT_SECONDS = 2.0
 #: Threads that look keys up (a lookup is one indexed read).
@@ -32,6 +34,6 @@ async def off_loop(request: Request, fn: Callable[[], ApiKey]) -> ApiKey:
         raise Problem(
             503,
             "store_unavailable",
-            "the database did not answer in time to check the API key; retry",
+            UNREACHABLE,
             headers={"Retry-After": "1"},
         ) from None
