@@ -102,12 +102,12 @@ def test_a_signed_checkpoint_opens_with_the_log_key() -> None:
 
 @given(
     origin=st.text(
-        st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\n"), min_size=1
+        st.characters(exclude_categories=("Cc", "Cs"), exclude_characters="\n"), min_size=1
     ),
     size=st.integers(0, 2**63 - 1),
     root=st.binary(min_size=32, max_size=32),
     extensions=st.lists(
-        st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1), max_size=3
+        st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1), max_size=3
     ),
 )
 def test_checkpoints_round_trip(origin: str, size: int, root: bytes, extensions: list[str]) -> None:
