@@ -25,7 +25,7 @@ MakeEvent = Callable[..., dict[str, Any]]
 @pytest.fixture
 def api(backend: str, tmp_path: Path) -> Iterator[tuple[Any, ASGIClient, str]]:
     service = AuditService(open_store(store_url(backend, tmp_path)))
-    _, secret = service.create_key("acme", ["events:write", "events:read"])
+    _, secret = service.keys.create("acme", ["events:write", "events:read"])
     app = create_app(service)
     client = ASGIClient(app, headers={"Authorization": f"Bearer {secret}"})
     yield app, client, secret

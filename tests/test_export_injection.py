@@ -43,7 +43,7 @@ FORMULAS: list[tuple[str, dict[str, Any], str, str]] = [
 def client(service: AuditService) -> Iterator[ASGIClient]:
     opened = ASGIClient(
         create_app(service),
-        {"Authorization": f"Bearer {service.create_key('acme', ['admin'])[1]}"},
+        {"Authorization": f"Bearer {service.keys.create('acme', ['admin'])[1]}"},
     )
     yield opened
     opened.close()

@@ -35,7 +35,7 @@ GOOD = b'{"actor": "alice", "operation": "model.create"}'
 def client(service: AuditService) -> Iterator[ASGIClient]:
     opened = ASGIClient(
         create_app(service),
-        {"Authorization": f"Bearer {service.create_key('acme', ['admin'])[1]}"},
+        {"Authorization": f"Bearer {service.keys.create('acme', ['admin'])[1]}"},
     )
     yield opened
     opened.close()

@@ -55,7 +55,7 @@ def test_a_lost_database_is_a_plain_503_and_the_server_is_ready_again_when_it_is
     own_database: str,
 ) -> None:
     service = AuditService(open_store(pg_admin_url(own_database)))
-    _, secret = service.create_key("acme", ["events:read"])
+    _, secret = service.keys.create("acme", ["events:read"])
     client = ASGIClient(create_app(service), headers={"Authorization": f"Bearer {secret}"})
     try:
         assert client.get("/readyz").status_code == 200

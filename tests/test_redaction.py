@@ -56,7 +56,7 @@ LEAKS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 def client(service: AuditService) -> Iterator[ASGIClient]:
     opened = ASGIClient(
         create_app(service),
-        {"Authorization": f"Bearer {service.create_key('acme', ['admin'])[1]}"},
+        {"Authorization": f"Bearer {service.keys.create('acme', ['admin'])[1]}"},
     )
     yield opened
     opened.close()
