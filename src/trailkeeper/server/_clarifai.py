@@ -6,11 +6,16 @@ imported on the first request, so the rest of the API runs without that extra.
 
 from __future__ import annotations
 
+from functools import partial
+
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ..keys import AuthError
 from ._access import request_context, service_of
+from ._lookup import off_loop
+from ._problems import Problem
 from ._routes import MAX_BODY, read
 
 router = APIRouter()
@@ -81,6 +86,7 @@ async def post_audit_log_searches(request: Request, user_id: str) -> Response:
     """
     try:
         from ..clarifai import ClarifaiSearches
+        from ..clarifai._api import Failure, key_secret
     except ImportError:
         return Response(_NOT_INSTALLED, status_code=501, media_type="application/json")
     searches = getattr(request.app.state, "clarifai", None)
@@ -93,12 +99,29 @@ async def post_audit_log_searches(request: Request, user_id: str) -> Response:
             return Response(_TOO_LARGE, status_code=413, media_type="application/json")
         chunks.append(chunk)
     body = b"".join(chunks)
+    authorization = request.headers.get("authorization")
+    try:
+        secret = key_secret(authorization)
+    except Failure:
+        secret = None
     status, payload = await read(
         request,
+        await _org_of(request, secret),
         searches.search_json,
         body,
-        request.headers.get("authorization"),
+        authorization,
         user_id,
         request_context(request, "clarifai-rest"),
     )
     return Response(payload, status_code=status, media_type="application/json")
+
+
+async def _org_of(request: Request, secret: str | None) -> str:
+    """The org whose turn a search takes on the reader threads (``_fair``): its key's, or
+    ``""`` for every search without a usable key (the search itself then answers why)."""
+    keys = service_of(request).keys
+    try:
+        key = await off_loop(request, partial(keys.authenticate, secret, "events:read"))
+    except (AuthError, Problem):
+        return ""
+    return key.org_id

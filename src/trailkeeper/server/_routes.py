@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
@@ -21,6 +19,7 @@ from ..service import QueryError, Reader, ReservedError
 from ..store import ConflictError
 from . import _schemas as schemas
 from ._access import ReadAccess, WriteKey, service_of
+from ._fair import FairReaders
 from ._params import (
     BUCKET,
     EXPORT_FORMAT,
@@ -49,15 +48,16 @@ def json(data: Any, status: int = 200) -> Response:
 T = TypeVar("T")
 
 
-async def read(request: Request, fn: Callable[..., T], *args: Any) -> T:
-    """Run a short read of the store on the readers' own small pool of threads.
+async def read(request: Request, org_id: str, fn: Callable[..., T], *args: Any) -> T:
+    """Run a short read of ``org_id``'s log on the readers' own small pool of threads.
 
     Each thread keeps its own SQLite connection, with its prepared statements and page
     cache; a few threads that stay warm answer faster than the forty of the general pool,
-    which ingest (waiting on the disk) and exports (long) keep using.
+    which ingest (waiting on the disk) and exports (long) keep using. One org's reads hold
+    at most all but one of them (``_fair``), so other orgs' reads always find a thread.
     """
-    executor: ThreadPoolExecutor = request.app.state.readers
-    return await asyncio.get_running_loop().run_in_executor(executor, partial(fn, *args))
+    readers: FairReaders = request.app.state.readers
+    return await readers.run(org_id, fn, *args)
 
 
 def _query_error(exc: QueryError) -> Problem:
@@ -220,7 +220,7 @@ def _page(reader: Reader, values: dict[str, Any]) -> bytes:
 async def search(request: Request, reader: ReadAccess) -> Response:
     """Search the key's org: filters combine with AND, values of one filter with OR."""
     values = multi_params(list(request.query_params.multi_items()))
-    body = await read(request, _page, reader, values)
+    body = await read(request, reader.org_id, _page, reader, values)
     return Response(body, media_type="application/json")
 
 
@@ -242,7 +242,7 @@ async def search_post(request: Request, reader: ReadAccess) -> Response:
         raise Problem(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(values, dict):
         raise Problem(400, "invalid_query", "the body must be a JSON object of filters")
-    body = await read(request, _page, reader, values)
+    body = await read(request, reader.org_id, _page, reader, values)
     return Response(body, media_type="application/json")
 
 
@@ -296,7 +296,7 @@ async def export(request: Request, reader: ReadAccess) -> Response:
 )
 async def get_event(request: Request, event_id: str, reader: ReadAccess) -> Response:
     """One event of the key's org by id."""
-    stored = await read(request, reader.get, event_id)
+    stored = await read(request, reader.org_id, reader.get, event_id)
     if stored is None:
         raise Problem(404, "not_found", f"no event {event_id[:64]!r} in this org")
     return Response(stored.to_json(), media_type="application/json")
@@ -333,7 +333,7 @@ async def operations(request: Request) -> Response:
 @router.get("/apps", responses={200: schemas.json_response(schemas.APPS, "Apps"), **_ERRORS})
 async def apps(request: Request, reader: ReadAccess) -> Response:
     """Apps seen in the key's org, with event counts and last activity."""
-    visible = await read(request, reader.apps)
+    visible = await read(request, reader.org_id, reader.apps)
     return json(
         {
             "apps": [
@@ -357,6 +357,7 @@ async def activity(request: Request, reader: ReadAccess) -> Response:
     try:
         buckets = await read(
             request,
+            reader.org_id,
             partial(reader.activity, filters, bucket=bucket, request={**values, "bucket": bucket}),
         )
     except QueryError as exc:
