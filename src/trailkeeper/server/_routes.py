@@ -70,7 +70,17 @@ def _query_error(exc: QueryError) -> Problem:
     "/events",
     status_code=202,
     responses={
-        202: schemas.json_response(schemas.INGESTED, "Stored (or already stored)"),
+        202: {
+            **schemas.json_response(schemas.INGESTED, "Stored (or already stored)"),
+            # OpenAPI links: what a client (and schemathesis's stateful run) may do next.
+            "links": {
+                "GetFirstEvent": {
+                    "operationId": "get_event_v1_events__event_id__get",
+                    "parameters": {"event_id": "$response.body#/events/0/id"},
+                    "description": "The first event of the batch, as stored",
+                }
+            },
+        },
         **_ERRORS,
     },
     openapi_extra={
