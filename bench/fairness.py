@@ -36,7 +36,7 @@ from _data import batches
 DATA = Path(__file__).parent / "data"
 BIG, SMALL = "acme", "umbrella"
 #: acme's heavy reads, taken in turn by each hammering client.
-HEAVY = [
+HEAVY: list[tuple[str, dict[str, str | list[str]]]] = [
     ("/v1/stats/activity", {"bucket": "hour"}),
     ("/v1/stats/activity", {"bucket": "day", "source_ip": "10.0.0.0/8"}),
     ("/v1/events", {"q": "run -actor:user-1 -actor:user-2", "order": "asc"}),
