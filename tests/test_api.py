@@ -367,9 +367,8 @@ def test_a_search_with_a_huge_filter_is_answered_and_recorded_with_what_it_asked
     service.flush_reads()
     record = [e for e in service.scan("acme") if e.event.operation == "audit_log.search"][-1]
     request = record.event.metadata["request"]
-    # Padding goes first: the text searched for and the filter's first values stay.
+    # Repeats and runs of blanks go; the text searched for and every filter value stay.
     assert request["q"] == "permission denied"
-    assert request["actor"] == actors[:20]
-    assert request["actor_count"] == 100
+    assert request["actor"] == actors  # every distinct value: the API caps them at 100
     assert request["app"] == ["ci-bot"]
     assert "truncated" not in record.event.metadata

@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
-from conftest import ASGIClient
-from trailkeeper.filters import MAX_FILTER_VALUES, MAX_REQUEST_VALUES
+from conftest import ASGIClient, FakeClock
+from trailkeeper.events import Catalogue, EventRules, Operation
+from trailkeeper.filters import MAX_EXPANDED_OPERATIONS, MAX_FILTER_VALUES, MAX_REQUEST_VALUES
 from trailkeeper.server import create_app
 from trailkeeper.service import AuditService
+from trailkeeper.store import LogStore
 from trailkeeper.store._counts import MAX_ENTRIES, CountCache
 
 
@@ -151,3 +153,48 @@ def test_the_plan_count_cache_forgets_counts_after_their_time() -> None:
     now[0] = 25.0
     cache.put(("c", 1), 7)  # the expired entries go as new ones arrive
     assert len(cache) == 1
+
+
+@pytest.fixture
+def big_catalogue_client(store: LogStore, clock: FakeClock) -> Iterator[ASGIClient]:
+    # A deployment that registers 1,200 operations of its own: 600 job.a.*, 600 job.b.*.
+    extra = [
+        Operation(f"job.{part}.step{i}", "A step of a job", ())
+        for part in ("a", "b")
+        for i in range(600)
+    ]
+    service = AuditService(store, rules=EventRules(catalogue=Catalogue.default(extra)), clock=clock)
+    _, secret = service.keys.create("acme", ["events:read"])
+    client = ASGIClient(create_app(service), {"Authorization": f"Bearer {secret}"})
+    yield client
+    client.close()
+    service.close()
+
+
+@pytest.mark.parametrize(
+    ("patterns", "status"),
+    [
+        (["job.*"], 400),
+        (["job.a.*", "job.b.*"], 400),
+        (["job.a.*", *[f"job.b.step{i}" for i in range(99)]], 200),  # 699 names
+        (["job.a.*", *[f"job.a.step{i}" for i in range(99)]], 200),  # the same 600 twice
+    ],
+    ids=["one pattern of 1,200", "two of 600", "699 names", "overlapping"],
+)
+def test_patterns_may_not_expand_past_1000_operations(
+    big_catalogue_client: ASGIClient, patterns: list[str], status: int
+) -> None:
+    for exclude in (False, True):
+        params = (
+            {"q": " ".join(f"-operation:{p}" for p in patterns)}
+            if exclude
+            else {"operation": patterns}
+        )
+        response = big_catalogue_client.get("/v1/events", params=params)
+        assert response.status_code == status, response.text
+        if status == 400:
+            problem = response.json()
+            assert problem["code"] == "invalid_query"
+            assert problem["errors"][0]["field"] == ("-operation" if exclude else "operation")
+            assert f"more than {MAX_EXPANDED_OPERATIONS:,} operations" in problem["detail"]
+    assert big_catalogue_client.get("/healthz").status_code == 200

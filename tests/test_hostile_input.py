@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tracemalloc
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,14 @@ import pytest
 from conftest import ASGIClient, FakeClock, LiveServer, run_cli
 from trailkeeper.capture import Recorder
 from trailkeeper.client import Client
-from trailkeeper.events import Actor, EventRules, Target, leaf_hash, parse_event
+from trailkeeper.events import (
+    Actor,
+    EventRules,
+    EventValidationError,
+    Target,
+    leaf_hash,
+    parse_event,
+)
 from trailkeeper.server import create_app
 from trailkeeper.service import AuditService
 from trailkeeper.store import PreparedEvent, open_store
@@ -447,3 +455,43 @@ def test_an_invalid_batch_lists_at_most_100_errors_and_counts_them_all(
     assert {e["index"] for e in problem["errors"]} <= set(range(2000))
     assert all(e["message"] and e["field"] for e in problem["errors"])
     assert len(json.dumps(problem)) < 32 * 1024
+
+
+@pytest.mark.parametrize("fields", [1, 100, 101, 20_000])
+def test_unknown_top_level_fields_are_listed_at_most_100_and_all_counted(
+    service: AuditService, client: ASGIClient, fields: int
+) -> None:
+    before = service.size("acme")
+    body = b"{" + b"".join(b'"x%d": 0, ' % i for i in range(fields)) + b'"events": [' + GOOD + b"]}"
+    response = client.post("/v1/events", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "invalid_body"
+    assert problem["error_count"] == fields
+    assert [e["field"] for e in problem["errors"]] == [f"x{i}" for i in range(min(fields, 100))]
+    assert problem["detail"].startswith("unknown field(s) ['x0'")
+    assert ("more" in problem["detail"]) == (fields > 5)
+    assert len(json.dumps(problem)) < 16 * 1024
+    assert service.size("acme") == before
+    assert send(client, GOOD).status_code == 202
+
+
+def test_a_batch_of_many_bad_events_keeps_only_100_errors_while_validating(
+    service: AuditService,
+) -> None:
+    # A thousand events of a hundred problems each: 100,000 problems found, 100 kept.
+    bad = {f"k{i}": 0 for i in range(100)}
+    batch = [{**bad, "n": n} for n in range(1000)]
+    before = service.size("acme")
+    tracemalloc.start()
+    try:
+        with pytest.raises(EventValidationError) as refused:
+            service.ingest("acme", batch)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused.value.error_count == 1000 * 103  # 101 unknown fields, actor, operation
+    assert refused.value.event_count == 1000
+    assert len(refused.value.errors) == 100
+    assert peak < 4 * 1024 * 1024, peak  # a list of every problem took ~14 MiB
+    assert service.size("acme") == before

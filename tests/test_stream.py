@@ -120,7 +120,12 @@ def test_opening_a_stream_is_recorded_as_a_read(
         take(response, 1)
     with stream(live_server, keys["read"], after=-1, operation="audit_log.stream") as response:
         (_, read), = take(response, 1)  # fmt: skip
-    assert read["metadata"]["request"] == {"q": "actor:a"}
+    assert read["metadata"]["request"] == {
+        "q": "actor:a",
+        "after": -1,
+        "backlog": 0,
+        "resumed": False,
+    }
     assert read["metadata"]["face"] == "api"
     assert read["source_ip"] == "127.0.0.1"
     assert read["user_agent"].startswith("python-httpx/")

@@ -116,7 +116,7 @@ class Reader:
         page = self._core.search(
             self.org_id, self._limited(filters), order=order, limit=limit, cursor=cursor
         )
-        extra: dict[str, Any] = {"order": order, "limit": limit}
+        extra: dict[str, Any] = {} if request is not None else {"order": order, "limit": limit}
         if page.window is not None:
             extra["window"] = [t.isoformat() if t is not None else None for t in page.window]
         self._record("audit_log.search", request, filters, **extra)

@@ -36,7 +36,8 @@ from .events import (
     to_micros,
 )
 from .events._limits import ID_PATTERN
-from .filters import Filters, Match
+from .events._validate import BatchErrors
+from .filters import MAX_EXPANDED_OPERATIONS, Filters, Match
 from .keys import ApiKey, AuthError
 from .store import (
     AppActivity,
@@ -244,7 +245,7 @@ class AuditService:
         other rules than the service's (the log's own records)."""
         _check_org(org_id)
         received_at = self._clock()
-        errors: list[FieldError] = []
+        errors = BatchErrors()
         prepared: list[PreparedEvent] = []
         defaulted: list[int] = []
         if queued:
@@ -259,7 +260,7 @@ class AuditService:
                 org_id, events, 0, received_at, prepared, defaulted, errors, rules or self.rules
             )
         if errors:
-            raise EventValidationError(errors)
+            raise errors.fail()
         if defaulted:
             self._reuse_stored_times(org_id, prepared, defaulted)
 
@@ -276,11 +277,10 @@ class AuditService:
             elif unique[seen].leaf_hash == item.leaf_hash:
                 position.append(seen)
             else:
-                errors.append(
-                    FieldError("id", "appears earlier in this batch with other content", index)
-                )
+                message = "appears earlier in this batch with other content"
+                errors.add(EventValidationError([FieldError("id", message, index)]))
         if errors:
-            raise EventValidationError(errors)
+            raise errors.fail()
 
         return unique, position
 
@@ -292,7 +292,7 @@ class AuditService:
         received_at: datetime,
         prepared: list[PreparedEvent],
         defaulted: list[int],
-        errors: list[FieldError],
+        errors: BatchErrors,
         rules: EventRules,
     ) -> None:
         """Parse, encode and hash each event into ``prepared``, or its problems into
@@ -306,7 +306,7 @@ class AuditService:
                 canonical = parsed.event.canonical_bytes()
                 check_event_size(parsed.event, canonical, rules.limits, index)
             except EventValidationError as exc:
-                errors.extend(exc.errors)
+                errors.add(exc)
                 continue
             if parsed.time_defaulted:
                 defaulted.append(len(prepared))
@@ -518,12 +518,19 @@ class AuditService:
         )
 
     def _criteria(self, match: Match, prefix: str) -> Criteria:
-        operations: list[str] = []
+        operations: dict[str, None] = {}
         for pattern in match.operations:
             try:
-                operations.extend(self.catalogue.matching(pattern))
+                operations.update(dict.fromkeys(self.catalogue.matching(pattern)))
             except UnknownOperationError as exc:
                 raise QueryError(prefix + "operation", str(exc)) from None
+            if len(operations) > MAX_EXPANDED_OPERATIONS:
+                # Each name is a term of the database's query (see filters.MAX_REQUEST_VALUES).
+                raise QueryError(
+                    prefix + "operation",
+                    f"the patterns match more than {MAX_EXPANDED_OPERATIONS:,} operations; "
+                    "name fewer or narrower ones (docs/api.md, Filters)",
+                )
         for name, values in (
             ("actor", match.actors),
             ("app", match.apps),
@@ -533,7 +540,7 @@ class AuditService:
                 if not ID_PATTERN.fullmatch(value):
                     raise QueryError(prefix + name, f"{value[:64]!r} is not an id ({ID_RULE})")
         return Criteria(
-            operations=tuple(dict.fromkeys(operations)),
+            operations=tuple(operations),
             actors=match.actors,
             targets=tuple(_target_ref(t, prefix) for t in match.targets),
             apps=match.apps,

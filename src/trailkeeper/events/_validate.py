@@ -105,12 +105,15 @@ class EventValidationError(ValueError):
     note of how many more (``FieldError.omitted``). ``error_count`` counts every problem and
     ``event_count`` the events they are in: a batch of a thousand bad events must not make a
     response of a thousand times their problems. ``omitted``: problems found and not listed
-    in ``errors`` (counted by a caller that stopped collecting).
+    in ``errors`` (counted by a caller that stopped collecting); ``event_count`` is given by
+    such a caller, whose listed errors do not name every event.
     """
 
-    def __init__(self, errors: list[FieldError], *, omitted: int = 0) -> None:
+    def __init__(
+        self, errors: list[FieldError], *, omitted: int = 0, event_count: int | None = None
+    ) -> None:
         self.error_count = sum(e.omitted or 1 for e in errors) + omitted
-        self.event_count = len({e.index for e in errors})
+        self.event_count = len({e.index for e in errors}) if event_count is None else event_count
         if len(errors) > MAX_ERRORS or omitted:
             kept = errors[: MAX_ERRORS - 1]
             rest = self.error_count - sum(e.omitted or 1 for e in kept)
@@ -166,6 +169,31 @@ class _Collector:
 
     def fail(self) -> EventValidationError:
         return EventValidationError(self.errors, omitted=self.omitted)
+
+
+class BatchErrors:
+    """The errors of a batch of events: the first ``MAX_ERRORS`` kept, the rest only counted,
+    so that a thousand bad events do not build a list of a thousand times their problems."""
+
+    __slots__ = ("errors", "events", "omitted")
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+        self.omitted = 0
+        self.events = 0
+
+    def __bool__(self) -> bool:
+        return self.events > 0
+
+    def add(self, exc: EventValidationError) -> None:
+        """Count the problems of one more invalid event, keeping those that still fit."""
+        self.events += 1
+        room = max(MAX_ERRORS - len(self.errors), 0)
+        self.errors.extend(exc.errors[:room])
+        self.omitted += sum(e.omitted or 1 for e in exc.errors[room:])
+
+    def fail(self) -> EventValidationError:
+        return EventValidationError(self.errors, omitted=self.omitted, event_count=self.events)
 
 
 def parse_event(

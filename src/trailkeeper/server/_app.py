@@ -27,6 +27,7 @@ from ._access import RequestIdMiddleware, authenticate
 from ._clarifai import router as clarifai_router
 from ._docs import add_docs
 from ._drain import Drain, DrainMiddleware, shutting_down
+from ._fair import FairReaders
 from ._hardening import InternalErrors, SecurityHeaders
 from ._lookup import AUTH_THREADS, AUTH_TIMEOUT_SECONDS, UNREACHABLE
 from ._metrics import Metrics
@@ -69,8 +70,10 @@ class _MetricsMiddleware:
             )
 
 
-#: Threads (each with its own SQLite connection) that answer searches, gets and charts.
+#: Threads (each with its own SQLite connection) that answer searches, gets and charts ...
 READERS = 4
+#: ... and how many of them the reads of one org may hold at once (see _fair).
+READERS_PER_ORG = READERS - 1
 #: The detail of every 503 store_unavailable, whatever the backend said (that is logged).
 RETRY = {"Retry-After": "1"}
 _log = logging.getLogger("trailkeeper.server")
@@ -96,7 +99,7 @@ def create_app(
     Raises:
         ValueError: a trusted proxy is not an address or network.
     """
-    readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="tk-reader")
+    readers = FairReaders(READERS, READERS_PER_ORG)
     authenticators = ThreadPoolExecutor(max_workers=AUTH_THREADS, thread_name_prefix="tk-auth")
     drain = Drain()
 
@@ -104,7 +107,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         drain.hook_signals()  # uvicorn has set its handlers by now; ours run first
         yield
-        readers.shutdown(wait=True)
+        readers.shutdown()
         # Not waited for: a lookup stuck behind a lock must not hold up the shutdown.
         authenticators.shutdown(wait=False, cancel_futures=True)
 

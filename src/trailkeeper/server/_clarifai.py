@@ -13,6 +13,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ..keys import ApiKey
 from ._access import request_context, service_of
 from ._lookup import off_loop
 from ._problems import Problem
@@ -107,8 +108,11 @@ async def post_audit_log_searches(request: Request, user_id: str) -> Response:
         key = failure
     except Problem:  # the key lookup timed out
         key = UNAVAILABLE
+    # The org whose turn the search takes on the reader threads (_fair); "" for every
+    # search without a usable key (the search itself then answers why).
+    org = key.org_id if isinstance(key, ApiKey) else ""
     status, payload = await read(
-        request, searches.search_json, body, key, request_context(request, "clarifai-rest")
+        request, org, searches.search_json, body, key, request_context(request, "clarifai-rest")
     )
     headers = {"Retry-After": "1"} if status == 503 else None
     return Response(payload, status_code=status, media_type="application/json", headers=headers)

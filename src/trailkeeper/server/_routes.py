@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
@@ -14,12 +12,14 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from ..events import EventValidationError, StoredEvent
+from ..events._validate import MAX_ERRORS
 from ..export import MEDIA_TYPES, encode
 from ..keys import AuthError
 from ..service import QueryError, Reader, ReservedError
 from ..store import ConflictError
 from . import _schemas as schemas
 from ._access import ReadAccess, WriteKey, service_of
+from ._fair import FairReaders
 from ._params import (
     BUCKET,
     EXPORT_FORMAT,
@@ -48,15 +48,16 @@ def json(data: Any, status: int = 200) -> Response:
 T = TypeVar("T")
 
 
-async def read(request: Request, fn: Callable[..., T], *args: Any) -> T:
-    """Run a short read of the store on the readers' own small pool of threads.
+async def read(request: Request, org_id: str, fn: Callable[..., T], *args: Any) -> T:
+    """Run a short read of ``org_id``'s log on the readers' own small pool of threads.
 
     Each thread keeps its own SQLite connection, with its prepared statements and page
     cache; a few threads that stay warm answer faster than the forty of the general pool,
-    which ingest (waiting on the disk) and exports (long) keep using.
+    which ingest (waiting on the disk) and exports (long) keep using. One org's reads hold
+    at most all but one of them (``_fair``), so other orgs' reads always find a thread.
     """
-    executor: ThreadPoolExecutor = request.app.state.readers
-    return await asyncio.get_running_loop().run_in_executor(executor, partial(fn, *args))
+    readers: FairReaders = request.app.state.readers
+    return await readers.run(org_id, fn, *args)
 
 
 def _query_error(exc: QueryError) -> Problem:
@@ -69,7 +70,17 @@ def _query_error(exc: QueryError) -> Problem:
     "/events",
     status_code=202,
     responses={
-        202: schemas.json_response(schemas.INGESTED, "Stored (or already stored)"),
+        202: {
+            **schemas.json_response(schemas.INGESTED, "Stored (or already stored)"),
+            # OpenAPI links: what a client (and schemathesis's stateful run) may do next.
+            "links": {
+                "GetFirstEvent": {
+                    "operationId": "get_event_v1_events__event_id__get",
+                    "parameters": {"event_id": "$response.body#/events/0/id"},
+                    "description": "The first event of the batch, as stored",
+                }
+            },
+        },
         **_ERRORS,
     },
     openapi_extra={
@@ -107,14 +118,8 @@ async def ingest(request: Request, key: WriteKey) -> Response:
             'the body must be a JSON object {"events": [event, ...]}',
             errors=[{"field": "events", "message": "must be an array of events"}],
         )
-    extra = sorted(set(payload) - {"events"})
-    if extra:
-        raise Problem(
-            422,
-            "invalid_body",
-            f"unknown field(s) {extra}; the body has only 'events'",
-            errors=[{"field": f, "message": "is not a field of the body"} for f in extra],
-        )
+    if len(payload) > 1:
+        raise _unknown_fields(payload)
     events = payload["events"]
     if not events:
         raise Problem(
@@ -169,6 +174,21 @@ async def ingest(request: Request, key: WriteKey) -> Response:
     )
 
 
+def _unknown_fields(payload: dict[str, Any]) -> Problem:
+    # Bounded as invalid_events is: a body of a million made-up fields gets a short answer.
+    extra = [name[:64] for name in payload if name != "events"]
+    more = f" and {len(extra) - 5:,} more" if len(extra) > 5 else ""
+    return Problem(
+        422,
+        "invalid_body",
+        f"unknown field(s) {extra[:5]}{more}; the body has only 'events'",
+        errors=[
+            {"field": name, "message": "is not a field of the body"} for name in extra[:MAX_ERRORS]
+        ],
+        members={"error_count": len(extra)},
+    )
+
+
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY:
@@ -210,7 +230,7 @@ def _page(reader: Reader, values: dict[str, Any]) -> bytes:
 async def search(request: Request, reader: ReadAccess) -> Response:
     """Search the key's org: filters combine with AND, values of one filter with OR."""
     values = multi_params(list(request.query_params.multi_items()))
-    body = await read(request, _page, reader, values)
+    body = await read(request, reader.org_id, _page, reader, values)
     return Response(body, media_type="application/json")
 
 
@@ -232,7 +252,7 @@ async def search_post(request: Request, reader: ReadAccess) -> Response:
         raise Problem(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(values, dict):
         raise Problem(400, "invalid_query", "the body must be a JSON object of filters")
-    body = await read(request, _page, reader, values)
+    body = await read(request, reader.org_id, _page, reader, values)
     return Response(body, media_type="application/json")
 
 
@@ -286,7 +306,7 @@ async def export(request: Request, reader: ReadAccess) -> Response:
 )
 async def get_event(request: Request, event_id: str, reader: ReadAccess) -> Response:
     """One event of the key's org by id."""
-    stored = await read(request, reader.get, event_id)
+    stored = await read(request, reader.org_id, reader.get, event_id)
     if stored is None:
         raise Problem(404, "not_found", f"no event {event_id[:64]!r} in this org")
     return Response(stored.to_json(), media_type="application/json")
@@ -323,7 +343,7 @@ async def operations(request: Request) -> Response:
 @router.get("/apps", responses={200: schemas.json_response(schemas.APPS, "Apps"), **_ERRORS})
 async def apps(request: Request, reader: ReadAccess) -> Response:
     """Apps seen in the key's org, with event counts and last activity."""
-    visible = await read(request, reader.apps)
+    visible = await read(request, reader.org_id, reader.apps)
     return json(
         {
             "apps": [
@@ -347,6 +367,7 @@ async def activity(request: Request, reader: ReadAccess) -> Response:
     try:
         buckets = await read(
             request,
+            reader.org_id,
             partial(reader.activity, filters, bucket=bucket, request={**values, "bucket": bucket}),
         )
     except QueryError as exc:

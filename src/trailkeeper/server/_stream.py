@@ -112,6 +112,7 @@ async def stream(request: Request, reader: ReadAccess) -> Response:
     try:
         follow = await routes.read(
             request,
+            reader.org_id,
             partial(
                 reader.follow,
                 filters,
@@ -136,7 +137,7 @@ async def stream(request: Request, reader: ReadAccess) -> Response:
                 yield _last("shutting_down", "the server is shutting down; reconnect")
                 return
             try:
-                batch = await routes.read(request, follow.poll)
+                batch = await routes.read(request, reader.org_id, follow.poll)
             except AuthError as exc:
                 yield _last(_ENDED.get(exc.code, exc.code), exc.message)
                 return
