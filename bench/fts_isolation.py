@@ -132,10 +132,11 @@ def sqlite_run(count: int, runs: int) -> None:
             "FROM old_fts f CROSS JOIN events e ON e.rowid = f.rowid "
             "WHERE old_fts MATCH ? AND e.org_key = ? ORDER BY f.rowid DESC LIMIT 66"
         )
-        calls = {
-            term: (lambda t=term: old.execute(sql, (f'"{t}"', org_a)).fetchall())
-            for term in ("zebra", "okapi")
-        }
+
+        def old_search(term: str) -> Callable[[], object]:
+            return lambda: old.execute(sql, (f'"{term}"', org_a)).fetchall()
+
+        calls = {term: old_search(term) for term in ("zebra", "okapi")}
         _report("sqlite", "shared (old layout)", _timed(runs, calls))
         old.close()
 
@@ -169,10 +170,11 @@ def postgres_run(count: int, runs: int) -> None:
                 "SELECT seq FROM old_layout e WHERE e.org_key = %s AND e.words @@ %s::tsquery "
                 "ORDER BY e.time_us DESC, e.seq DESC LIMIT 50"
             )
-            calls = {
-                term: (lambda t=term: con.execute(sql, (org_a, t)).fetchall())
-                for term in ("zebra", "okapi")
-            }
+
+            def old_search(term: str) -> Callable[[], object]:
+                return lambda: con.execute(sql, (org_a, term)).fetchall()
+
+            calls = {term: old_search(term) for term in ("zebra", "okapi")}
             _report("postgresql", "shared (old layout)", _timed(runs, calls))
     finally:
         drop_database(PG_NAME)
