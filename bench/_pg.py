@@ -54,7 +54,7 @@ def prepared_batches(
             seq = state.setdefault(org, 0)
             state[org] = seq + 1
             prepared = PreparedEvent(event, canonical, leaf_hash(canonical))
-            rows.append(f"{key}\t{seq}\t{copy_row(prepared, 0)}")
+            rows.append(f"{key}\t{seq}\t{copy_row(prepared, 0, key)}")
             leaves.append(f"{key}\t{seq}\t{copy_leaf(prepared)}")
             months.add(month_of(to_micros(event.time)))
         yield org, "".join(rows).encode(), "".join(leaves).encode(), months

@@ -379,6 +379,51 @@ def test_free_text_ignores_case_and_accents_and_splits_on_punctuation(
     assert search(store, text=("build 7",)) == []
 
 
+# One normalisation on every backend (store/_text.py, docs/events.md): NFKC, full case
+# folding, accents removed, words of letters and digits.
+@pytest.mark.parametrize(
+    ("stored", "term"),
+    [
+        ("\uff3a\uff25\uff22\uff32\uff21 crossing", "zebra"),  # full-width letters
+        ("zebra crossing", "\uff3a\uff25\uff22\uff32\uff21"),
+        ("\uff3a\uff25\uff22\uff32\uff21 crossing", "\uff3aebra CROSSING"),
+        ("\ufb01le upload", "file"),  # the ligature fi
+        ("file upload", "\ufb01le"),
+        ("Straße", "STRASSE"),  # full case folding: ß is ss
+        ("STRASSE", "straße"),
+        ("Crème brûlée", "creme brulee"),  # accents removed
+        ("creme brulee", "CRÈME BRÛLÉE"),
+        ("Cafe\u0301", "café"),  # a combining accent, as a precomposed one
+        ("x² quota", "x2"),  # compatibility digits
+        ("ΣΊΣΥΦΟΣ", "σισυφος"),  # final sigma folds with the others
+        ("build_42.7", "build 42 7"),  # "_" and punctuation separate words
+    ],
+)
+def test_free_text_normalises_the_same_way_on_every_backend(
+    store: LogStore, make_event: Callable[..., dict[str, Any]], stored: str, term: str
+) -> None:
+    hit = prepare(make_event(details=[stored]))
+    miss = prepare(make_event(details=["nothing to see"]))
+    store.append("acme", [hit, miss])
+    assert search(store, text=(term,)) == [hit.event.id]
+    assert search(store, text=(term,), order="asc") == [hit.event.id]
+
+
+def test_free_text_finds_only_the_searching_orgs_events(
+    store: LogStore, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    theirs = [prepare(make_event(details=["zebra crossing"]), "globex") for _ in range(2)]
+    store.append("globex", theirs)
+    own = prepare(make_event(details=["a zebra"]))
+    store.append("acme", [own, prepare(make_event(details=["crossing"]))])
+    assert search(store, text=("zebra",)) == [own.event.id]
+    assert search(store, text=("zebra crossing",)) == []
+    assert search(store, text=("zebra", "crossing"), order="asc") == []
+    assert search(store, text=("zebra",), include=Criteria(actors=("alice",))) == [own.event.id]
+    assert _ids(store.search("globex", SearchQuery(text=("a zebra",)))) == []
+    assert len(store.search("globex", SearchQuery(text=("zebra crossing",)))) == 2
+
+
 def test_free_text_finds_the_newest_matches_behind_a_burst_of_late_arrivals(
     store: LogStore, make_event: Callable[..., dict[str, Any]]
 ) -> None:

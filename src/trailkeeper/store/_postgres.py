@@ -401,7 +401,9 @@ class PostgresStore(LogStore):
             with cur.copy(f"COPY events ({EVENT_COLUMNS}) FROM STDIN".encode()) as copy:
                 for start in range(0, len(rows), ROW_CHUNK):
                     chunk = rows[start : start + ROW_CHUNK]
-                    copy.write("".join([h + copy_row(p, received_us) for h, p in chunk]).encode())
+                    copy.write(
+                        "".join([h + copy_row(p, received_us, org_key) for h, p in chunk]).encode()
+                    )
             if not claimed:
                 cur.execute("UPDATE orgs SET size = %s WHERE org_key = %s", (size, org_key))
         return results

@@ -1,23 +1,21 @@
 """How an event becomes a PostgreSQL row, and how a query becomes SQL.
 
-Free text is tokenised here, not by PostgreSQL's text-search parser: that parser keeps host
-names, e-mail addresses and version numbers whole, where the SQLite backend (FTS5's
-``unicode61``) splits them into words. Doing it in Python gives both backends the same words:
-runs of letters and digits, case-folded, accents removed. The words go into a ``tsvector``
-with their positions, so a quoted phrase matches adjacent words in order.
+Free text is tokenised by ``_text``, not by PostgreSQL's text-search parser: that parser keeps
+host names, e-mail addresses and version numbers whole, and normalises differently. The org's
+tokens (``17_zebra``) go into a ``tsvector`` with their positions, so a quoted phrase matches
+adjacent words in order, and the GIN index's list for a token holds one org's events only.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 
 from ..events import to_micros
 from ..events._ip import ip_key
 from ._port import PreparedEvent
 from ._query import Criteria, SearchQuery, network_ranges
-from ._sqlite_rows import fts_text  # the very text the SQLite backend indexes
+from ._text import fts_text, org_tokens, query_tokens
 
 EVENT_COLUMNS = (
     "org_key, seq, time_us, received_us, app_id, actor_id, operation, success, ip, "
@@ -25,26 +23,14 @@ EVENT_COLUMNS = (
 )
 LEAF_COLUMNS = "org_key, seq, id, time_us, leaf_hash"
 
-_WORD = re.compile(r"[^\W_]+")
-_ASCII_WORD = re.compile(r"[a-z0-9]+")
-# tsvector positions stop at 16383 and lexemes at 2046 bytes; words are cut to a length
-# whose UTF-8 always fits, the same way in events and in queries.
-_MAX_WORD = 500
+# tsvector positions stop at 16383 (lexemes at 2046 bytes: _text cuts words to fit).
 _MAX_POSITION = 16383
 
 
-def words(text: str) -> list[str]:
-    """The words of ``text`` as full-text search sees them."""
-    if text.isascii():  # the common case: nothing to fold or strip, and a cheaper pattern
-        return [w[:_MAX_WORD] for w in _ASCII_WORD.findall(text.lower())]
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(c for c in folded if not unicodedata.combining(c))
-    return [w[:_MAX_WORD] for w in _WORD.findall(plain)]
-
-
-def tsvector_literal(text: str) -> str:
-    """``text`` as a tsvector literal: each word with the positions it holds (from 1)."""
-    found = words(text)
+def tsvector_literal(org_key: int, text: str) -> str:
+    """``text`` as a tsvector literal of the org's tokens, each with the positions it holds
+    (from 1)."""
+    found = org_tokens(org_key, text)
     if len(found) < _MAX_POSITION and len(set(found)) == len(found):  # the common case
         return " ".join([f"'{w}':{i}" for i, w in enumerate(found, 1)])
     positions: dict[str, str] = {}
@@ -53,20 +39,17 @@ def tsvector_literal(text: str) -> str:
         at = str(position if position < _MAX_POSITION else _MAX_POSITION)
         held = positions.get(word)
         positions[word] = at if held is None else f"{held},{at}"
-    # Words are letters and digits only: no quote or backslash needs escaping.
+    # Tokens are letters, digits and "_" only: no quote or backslash needs escaping.
     return " ".join([f"'{w}':{p}" for w, p in positions.items()])
 
 
-def tsquery_literal(terms: tuple[str, ...]) -> str | None:
-    """A tsquery that needs every term, each a word or a phrase; ``None`` if one has no word
-    (such a term matches nothing, as in the SQLite backend)."""
-    parts = []
-    for term in terms:
-        found = words(term)
-        if not found:
-            return None
-        parts.append("(" + " <-> ".join(f"'{w}'" for w in found) + ")")
-    return " & ".join(parts)
+def tsquery_literal(org_key: int, terms: tuple[str, ...]) -> str | None:
+    """A tsquery of the org's tokens that needs every term, each a word or a phrase; ``None``
+    if one has no word (such a term matches nothing, as in the SQLite backend)."""
+    found = query_tokens(org_key, terms)
+    if found is None:
+        return None
+    return " & ".join("(" + " <-> ".join(f"'{w}'" for w in tokens) + ")" for tokens in found)
 
 
 def target_keys(targets: Any) -> list[str]:
@@ -107,7 +90,7 @@ def copy_leaf(prepared: PreparedEvent) -> str:
     )
 
 
-def copy_row(prepared: PreparedEvent, received_us: int) -> str:
+def copy_row(prepared: PreparedEvent, received_us: int, org_key: int) -> str:
     """An event's line for COPY (text format) into events, without its first two columns
     (org_key, seq), as ``copy_leaf``.
 
@@ -127,7 +110,7 @@ def copy_row(prepared: PreparedEvent, received_us: int) -> str:
             ip,
             _text(event.request_id),
             _targets(event.targets),
-            _text(tsvector_literal(fts_text(event))),
+            _text(tsvector_literal(org_key, fts_text(event))),
             "\\\\x" + prepared.leaf_hash.hex(),
             "\\\\x" + prepared.canonical.hex(),
         )
@@ -197,7 +180,7 @@ def where_clause(org_key: int, query: SearchQuery, *, with_position: bool) -> tu
         sql.append("e.time_us < %s")
         params.append(to_micros(query.until))
     if query.text:
-        tsquery = tsquery_literal(query.text)
+        tsquery = tsquery_literal(org_key, query.text)
         if tsquery is None:
             sql.append("false")
         else:

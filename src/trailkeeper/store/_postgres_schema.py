@@ -10,13 +10,53 @@ valid, and its unique keys are what make ids deduplicate and seqs unique across 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from ._postgres_rows import tsvector_literal
+from ._rows import row_to_stored
+from ._text import fts_text
+
+Con = psycopg.Connection[tuple[object, ...]]
+#: A migration's work: an SQL script, or a function for what SQL alone can't do.
+Step = str | Callable[[Con], None]
+
+
+def _org_scoped_full_text(con: Con) -> None:
+    """Re-tokenise every event's ``words`` with org-scoped tokens (see ``_text``).
+
+    The old lexemes were shared by every org, so the GIN index's list of a word held every
+    org's events. Only the index changes: ``words`` is computed again from the body; the
+    body, seq and hashes stay as they are. The index is dropped and built again after the
+    rows: cheaper than updating it row by row.
+    """
+    con.execute("DROP INDEX events_words")
+    con.execute(
+        "CREATE TEMP TABLE new_words (org_key integer, time_us bigint, seq bigint, "
+        "words tsvector) ON COMMIT DROP"
+    )
+    with con.cursor(name="trailkeeper_words") as reader:  # server-side: a batch at a time
+        reader.execute("SELECT org_key, time_us, seq, body FROM events")
+        while batch := reader.fetchmany(5000):
+            lines = []
+            for org_key, time_us, seq, body in batch:
+                event = row_to_stored((0, 0, b"", body)).event
+                words = tsvector_literal(int(str(org_key)), fts_text(event))
+                lines.append(f"{org_key}\t{time_us}\t{seq}\t{words}\n")
+            with con.cursor().copy("COPY new_words FROM STDIN") as copy:
+                copy.write("".join(lines).encode())
+    con.execute(
+        "UPDATE events e SET words = n.words FROM new_words n "
+        "WHERE e.org_key = n.org_key AND e.time_us = n.time_us AND e.seq = n.seq"
+    )
+    con.execute("CREATE INDEX events_words ON events USING gin (words)")
+
+
 # Each migration runs once, in order, inside the transaction that records it. Never edit one
 # that has shipped: add the next.
-MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (
         1,
         "org log heads, leaves, partitioned events, search indexes, full text, API keys",
@@ -95,6 +135,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             WITH (autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 500);
         """,
     ),
+    (
+        4,
+        "full text: org-scoped tokens, normalised in Python (NFKC, case-fold)",
+        _org_scoped_full_text,
+    ),
 )
 
 # Both locks are per database; a schema of its own (search_path) shares them, harmlessly.
@@ -116,7 +161,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
 
-def migrate(con: psycopg.Connection[tuple[object, ...]]) -> list[int]:
+def migrate(con: Con) -> list[int]:
     """Apply the migrations this database lacks; return the versions applied.
 
     One transaction under an advisory lock, so concurrent servers wait for each other.
@@ -138,7 +183,10 @@ def migrate(con: psycopg.Connection[tuple[object, ...]]) -> list[int]:
         for version, name, sql in MIGRATIONS:
             if version in done:
                 continue
-            con.execute(sql.encode())  # several statements: sent as one simple query
+            if callable(sql):
+                sql(con)
+            else:
+                con.execute(sql.encode())  # several statements: sent as one simple query
             con.execute(
                 "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
                 (version, name, time.time_ns() // 1000),

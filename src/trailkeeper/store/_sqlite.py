@@ -446,7 +446,9 @@ class SQLiteStore(LogStore):
             "FROM events_fts f CROSS JOIN events e ON e.rowid = f.rowid "
             f"WHERE events_fts MATCH ? AND {where} ORDER BY f.rowid DESC"
         )
-        match = fts_match(query.text)
+        match = fts_match(org_key, query.text)
+        if match is None:
+            return []
         keep = query.offset + query.limit  # the skipped events are kept as keys only
         at_once = self._text_page_at_once(con, joined, [match, *params], keep, query.offset)
         if at_once is not None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..events import Event, to_micros
+from ..events import to_micros
 from ..events._ip import ip_key
 from ._port import PreparedEvent
 from ._query import Criteria, SearchQuery, network_ranges
+from ._text import fts_text, org_tokens, query_tokens
 
 EVENT_INSERT = (
     "INSERT INTO events (rowid, org_key, seq, id, time_us, wm_us, received_us, app_id, "
@@ -20,18 +21,6 @@ TARGET_INSERT = (
 FTS_INSERT = "INSERT INTO events_fts (rowid, text) VALUES (?, ?)"
 
 EventRow = tuple[Any, ...]
-
-
-def fts_text(event: Event) -> str:
-    """What free text searches: description, details, names, and the error."""
-    parts = [event.description, *event.details]
-    if event.actor.name:
-        parts.append(event.actor.name)
-    parts.extend(t.name for t in event.targets if t.name)
-    if event.error is not None:
-        parts.append(event.error.code)
-        parts.append(event.error.message)
-    return "\n".join(parts)
 
 
 def event_rows(
@@ -62,16 +51,17 @@ def event_rows(
         prepared.canonical,
     )
     targets = [(org_key, t.id, t.type, rowid) for t in event.targets]
-    return row, targets, (rowid, fts_text(event))
+    return row, targets, (rowid, " ".join(org_tokens(org_key, fts_text(event))))
 
 
-def fts_match(terms: tuple[str, ...]) -> str:
-    """An FTS5 query requiring every term; each term is a quoted word or phrase.
-
-    A NUL would end FTS5's string early ("unterminated string"); it separates words anyway,
-    so it becomes a space.
-    """
-    return " ".join('"' + term.replace('"', '""').replace("\x00", " ") + '"' for term in terms)
+def fts_match(org_key: int, terms: tuple[str, ...]) -> str | None:
+    """An FTS5 query requiring every term, each a quoted phrase of the org's tokens (see
+    ``_text``); ``None`` when a term has no word, so nothing matches."""
+    found = query_tokens(org_key, terms)
+    if found is None:
+        return None
+    # Tokens are letters, digits and the prefix's "_": nothing to escape inside the quotes.
+    return " ".join('"' + " ".join(tokens) + '"' for tokens in found)
 
 
 def _criteria_sql(criteria: Criteria, org_key: int) -> tuple[list[str], list[Any]]:
@@ -155,8 +145,12 @@ def where_clause(
     sql += time_sql
     params += time_params
     if query.text and with_text:
-        sql.append("e.rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
-        params.append(fts_match(query.text))
+        match = fts_match(org_key, query.text)
+        if match is None:
+            sql.append("0")  # a constant: SQLite tests it once, before reading a row
+        else:
+            sql.append("e.rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
+            params.append(match)
     if with_position and query.after is not None:
         # Written as a range plus a tie-break so the time index bounds the scan.
         op = "<" if query.order == "desc" else ">"
@@ -243,11 +237,11 @@ def index_probes(org_key: int, query: SearchQuery, cap: int = SELECTIVE) -> list
             subquery = sql[0].removeprefix("e.rowid IN (").removesuffix(")")
             count_sql = f"SELECT COUNT(*) FROM ({subquery} LIMIT {cap})"
             probes.append((None, count_sql, params, (count_sql, *params)))
-    if query.text:
+    match = fts_match(org_key, query.text) if query.text else None
+    if match is not None:
         count_sql = (
             "SELECT COUNT(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ? "
             f"LIMIT {cap})"
         )
-        match = fts_match(query.text)
         probes.append((None, count_sql, [match], (count_sql, match)))
     return probes

@@ -4,10 +4,43 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
+
+from ._rows import row_to_stored
+from ._text import fts_text, org_tokens
+
+#: A migration's work: an SQL script, or a function for what SQL alone can't do.
+Step = str | Callable[[sqlite3.Connection], None]
+
+
+def _org_scoped_full_text(con: sqlite3.Connection) -> None:
+    """Rebuild the full-text index with org-scoped tokens (see ``_text``).
+
+    The old index shared each word's list of matches across orgs. Only the index changes:
+    every event keeps its row, seq, hashes and body; its text is read back from the body.
+    """
+    con.execute("DROP TABLE events_fts")
+    # Contentless: the text lives in events.body; rowid is events.rowid. The tokens come
+    # from _text, normalised already: the ascii tokenizer only splits them on the spaces
+    # (it keeps every non-ASCII character, and "_" as told, inside a token).
+    con.execute(
+        "CREATE VIRTUAL TABLE events_fts USING fts5 "
+        "(text, content='', tokenize=\"ascii tokenchars '_'\")"
+    )
+
+    def rows() -> Iterator[tuple[int, str]]:
+        reader = con.execute("SELECT rowid, org_key, body FROM events ORDER BY rowid")
+        while batch := reader.fetchmany(1000):
+            for rowid, org_key, body in batch:
+                event = row_to_stored((0, 0, b"", body)).event
+                yield rowid, " ".join(org_tokens(org_key, fts_text(event)))
+
+    con.executemany("INSERT INTO events_fts (rowid, text) VALUES (?, ?)", rows())
+
 
 # Each migration runs once, in order, inside the transaction that records it. Never edit one
 # that has shipped: add the next.
-MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (
         1,
         "event logs, search indexes, full text",
@@ -89,6 +122,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        4,
+        "full text: org-scoped tokens, normalised in Python (NFKC, case-fold)",
+        _org_scoped_full_text,
+    ),
 )
 
 
@@ -114,8 +152,11 @@ def migrate(con: sqlite3.Connection) -> list[int]:
         for version, name, sql in MIGRATIONS:
             if version in done:
                 continue
-            for statement in _statements(sql):
-                con.execute(statement)
+            if callable(sql):
+                sql(con)
+            else:
+                for statement in _statements(sql):
+                    con.execute(statement)
             con.execute(
                 "INSERT INTO schema_migrations VALUES (?, ?, ?)",
                 (version, name, time.time_ns() // 1000),
