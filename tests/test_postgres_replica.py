@@ -196,10 +196,20 @@ def test_streams_deliver_every_event_once_while_producers_outrun_the_replica(
                     sent.setdefault(actor, []).extend(e["id"] for e in result["events"])
                     time.sleep(0.02)
 
+        exports: list[list[int]] = []
+
+        def export() -> None:  # a scan in seq order, batch after batch, on the replica
+            with Client(server.url, key) as client:
+                while any(t.is_alive() for t in threads):
+                    lines = b"".join(client.events.export()).splitlines()
+                    exports.append([json.loads(line)["seq"] for line in lines])
+
         threads = [threading.Thread(target=produce, args=(f"p{i}",)) for i in range(producers)]
         for thread in threads:
             thread.start()
-        for thread in threads:
+        exporter = threading.Thread(target=export)
+        exporter.start()
+        for thread in [*threads, exporter]:
             thread.join(60)
         total = producers * batches * size
         assert sum(len(ids) for ids in sent.values()) == total
@@ -210,3 +220,6 @@ def test_streams_deliver_every_event_once_while_producers_outrun_the_replica(
     assert one_actor.ids() == sent["p1"]
     _in_order_once(everything)
     _in_order_once(one_actor)
+    assert exports, "no export ran while the producers did"
+    for seqs in exports:  # whatever the replica has replayed, without a hole
+        assert seqs == list(range(len(seqs)))
