@@ -19,6 +19,7 @@ from trailkeeper.store import (
     PreparedEvent,
     SearchQuery,
     StoreClosedError,
+    Tail,
     TargetRef,
 )
 
@@ -273,6 +274,20 @@ def test_scan_reads_in_seq_order_and_sees_late_events(
     assert after == [late.event.id]
     filtered = store.scan("acme", SearchQuery(include=Criteria(actors=("alice",))), batch=1)
     assert [s.seq for s in filtered] == [0, 2, 4]
+
+
+def test_tail_reads_matching_events_after_a_seq_with_the_head_it_saw(
+    store: LogStore, populated: list[PreparedEvent]
+) -> None:
+    everything = store.tail("acme", SearchQuery(), after_seq=-1, limit=10)
+    assert (everything.head, [s.seq for s in everything.events]) == (4, [0, 1, 2, 3])
+    first = store.tail("acme", SearchQuery(), after_seq=0, limit=2)
+    assert [s.seq for s in first.events] == [1, 2]
+    alice = store.tail("acme", SearchQuery(include=Criteria(actors=("alice",))), 0, 10)
+    assert (alice.head, [s.seq for s in alice.events]) == (4, [2])
+    caught_up = store.tail("acme", SearchQuery(), after_seq=3, limit=10)
+    assert (caught_up.head, caught_up.events) == (4, [])
+    assert store.tail("nobody", SearchQuery(), after_seq=-1, limit=10) == Tail(0, [])
 
 
 def test_a_closed_store_refuses_appends(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from itertools import islice
 from typing import Any, Protocol
 
 from ._keyring import Keyring
@@ -20,7 +19,7 @@ from ._trail import OwnTrail, RequestContext
 from .events import StoredEvent
 from .filters import Filters, Match
 from .keys import ApiKey
-from .store import AppActivity, Bucket, Order, SearchQuery
+from .store import AppActivity, Bucket, Order, SearchQuery, Tail
 
 __all__ = ["Follow", "Reader", "RequestContext"]
 
@@ -60,6 +59,8 @@ class Core(Protocol):
     def scan(
         self, org_id: str, filters: Filters | None = None, *, after_seq: int = -1
     ) -> Iterator[StoredEvent]: ...
+
+    def tail(self, org_id: str, filters: Filters, *, after_seq: int, limit: int) -> Tail: ...
 
     def apps(self, org_id: str) -> list[AppActivity]: ...
 
@@ -255,25 +256,17 @@ class Follow:
             AuthError: the key was revoked or expired (``revoked_key``/``expired_key``).
         """
         reader = self._reader
-        core = reader._core
-        horizon = core.size(reader.org_id) - 1
-        batch: list[StoredEvent] = []
-        if horizon > self.position:
-            events = core.scan(reader.org_id, self._filters, after_seq=self.position)
-            try:
-                batch = list(islice(events, FOLLOW_BATCH))
-            finally:
-                # Closed at once: a SQLite read transaction held open would hold back
-                # checkpoints.
-                close = getattr(events, "close", None)
-                if close is not None:
-                    close()
+        tail = reader._core.tail(
+            reader.org_id, self._filters, after_seq=self.position, limit=FOLLOW_BATCH
+        )
         reader.recheck()
+        batch = tail.events
         if len(batch) == FOLLOW_BATCH:
             self.position = batch[-1].seq
         else:
-            # The read saw every event up to ``horizon``, the head observed before it.
-            self.position = max(batch[-1].seq if batch else self.position, horizon)
+            # The read saw every event below its own head: with a replica, the replica's
+            # head, so an event the primary holds and the replica does not yet is never passed.
+            self.position = max(self.position, tail.head - 1)
         return batch
 
 

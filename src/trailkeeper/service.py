@@ -50,6 +50,7 @@ from .store import (
     Position,
     PreparedEvent,
     SearchQuery,
+    Tail,
     TargetRef,
     open_store,
 )
@@ -466,6 +467,14 @@ class AuditService:
         """
         _check_org(org_id)
         return self.store.scan(org_id, self.compile(filters or Filters()), after_seq)
+
+    def tail(self, org_id: str, filters: Filters, *, after_seq: int, limit: int) -> Tail:
+        """The next matching events after ``after_seq`` and the head they were read against.
+
+        For followers of the log: see ``LogStore.tail`` for how far they may move on.
+        """
+        _check_org(org_id)
+        return self.store.tail(org_id, self.compile(filters), after_seq, limit)
 
     def apps(self, org_id: str) -> list[AppActivity]:
         """The apps seen in the org's log, with event counts and last activity."""

@@ -14,6 +14,7 @@ from ._port import (
     StoreClosedError,
     StoreSetupError,
     StoreUnavailableError,
+    Tail,
 )
 from ._query import Criteria, IPNetwork, Order, Position, SearchQuery, TargetRef
 
@@ -32,6 +33,7 @@ __all__ = [
     "StoreClosedError",
     "StoreSetupError",
     "StoreUnavailableError",
+    "Tail",
     "TargetRef",
     "open_store",
 ]

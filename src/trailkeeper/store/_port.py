@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice, takewhile
 
 from ..events import Event, StoredEvent
 from ..keys import ApiKey
@@ -50,6 +51,19 @@ class Bucket:
     start: datetime
     events: int
     failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """What one read of an org's log in seq order saw (``LogStore.tail``).
+
+    ``head`` is the log's size as that read saw it: every event below it was visible, so a
+    reader that got fewer events than it asked for has now seen, matching or not, every
+    event up to ``head - 1``. ``events`` are the matching ones among them, in seq order.
+    """
+
+    head: int
+    events: list[StoredEvent]
 
 
 class ConflictError(Exception):
@@ -148,6 +162,30 @@ class LogStore(ABC):
         ``query.order``, ``query.limit`` and ``query.after`` are ignored. The iterator reads in
         batches; it sees events appended while it runs if it has not passed their seq yet.
         """
+
+    def tail(self, org_id: str, query: SearchQuery, after_seq: int, limit: int) -> Tail:
+        """The first ``limit`` matching events with ``after_seq < seq < head``, and ``head``.
+
+        What a follower of the log polls: it may move on to ``head - 1`` when it got fewer
+        than ``limit`` events, and never further. Both come from the database that serves the
+        events (a replica, if there is one), so ``head`` never counts an event the read could
+        not see yet, however far the replica lags.
+
+        This default, for a store with one database, reads the head first and then the events:
+        later reads of one database see at least what earlier ones saw.
+        """
+        head = self.size(org_id)
+        if head - 1 <= after_seq:
+            return Tail(head, [])
+        events = self.scan(org_id, query, after_seq, batch=limit)
+        try:
+            found = list(takewhile(lambda e: e.seq < head, islice(events, limit)))
+        finally:
+            # Closed at once: a SQLite read transaction held open would hold back checkpoints.
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
+        return Tail(head, found)
 
     @abstractmethod
     def size(self, org_id: str) -> int:

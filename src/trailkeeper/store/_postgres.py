@@ -3,6 +3,11 @@
 Sequencing takes a row lock on the org's log head (``orgs``) for the length of one append,
 so appends to one org from any number of processes get dense, unique seqs in commit order;
 appends to different orgs do not wait for each other. Rows go in with ``COPY``.
+
+So every snapshot, of the primary or of a replica (which replays commits in the same order),
+holds a prefix of each org's log, the ``orgs.size`` row included: a read in seq order never
+passes an event that it cannot see yet (``scan``), and a head read in the same statement as
+the events counts none that the statement could not see (``tail``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from ._port import (
     StoreClosedError,
     StoreSetupError,
     StoreUnavailableError,
+    Tail,
 )
 from ._postgres_rows import EVENT_COLUMNS, LEAF_COLUMNS, copy_leaf, copy_row, where_clause
 from ._postgres_schema import (
@@ -467,6 +473,24 @@ class PostgresStore(LogStore):
             if len(rows) < batch:
                 return
             after_seq = rows[-1][0]
+
+    def tail(self, org_id: str, query: SearchQuery, after_seq: int, limit: int) -> Tail:
+        # One statement, so one snapshot of the read database: the head it reads is the one
+        # the replica has replayed, never the primary's (which runs ahead by the lag). Events
+        # are bounded by it, so a poll with nothing new probes an empty range of the index.
+        org_key = self._org_key(org_id)
+        if org_key is None:
+            return Tail(0, [])
+        where, params = where_clause(org_key, query, with_position=False)
+        sql = (
+            "SELECT h.size, e.seq, e.received_us, e.leaf_hash, e.body FROM orgs h "
+            f"LEFT JOIN LATERAL ({SELECT_EVENTS} WHERE {where} AND e.seq > %s "
+            "AND e.seq < h.size ORDER BY e.seq LIMIT %s) e ON true WHERE h.org_key = %s"
+        )
+        rows = self._read(sql, [*params, after_seq, limit, org_key])
+        if not rows:  # the replica has not replayed the org's creation yet
+            return Tail(0, [])
+        return Tail(int(rows[0][0]), [row_to_stored(r[1:]) for r in rows if r[1] is not None])
 
     def apps(self, org_id: str) -> list[AppActivity]:
         org_key = self._org_key(org_id)
