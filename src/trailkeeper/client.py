@@ -163,6 +163,7 @@ class _Events:
         sse = _SSE()
         params = _stream_params(after, backlog, filters)
         while True:
+            sse.reconnected()
             headers = {"Last-Event-ID": sse.last_id} if sse.last_id is not None else {}
             try:
                 with self._client._http.stream(
@@ -225,14 +226,25 @@ class _SSE:
     """
 
     def __init__(self) -> None:
+        #: The id of the last message dispatched: where a reconnection resumes.
         self.last_id: str | None = None
+        self._id: str | None = None
         self._data: list[str] = []
         self._event = ""
+
+    def reconnected(self) -> None:
+        """Forget a message cut by a dropped connection: it is sent again, whole."""
+        self._id, self._data, self._event = None, [], ""
 
     def feed(self, line: str) -> str | None:
         if not line:
             data, self._data = self._data, []
             event, self._event = self._event, ""
+            # The id counts only once its message is whole (the SSE spec's "last event ID
+            # buffer"): a connection cut between `id:` and the blank line must resume
+            # before that message, not after it.
+            if self._id is not None:
+                self.last_id, self._id = self._id, None
             if event == "error":
                 _stream_ended("\n".join(data))
             return "\n".join(data) if data else None
@@ -241,7 +253,7 @@ class _SSE:
         if field == "data":
             self._data.append(value)
         elif field == "id":
-            self.last_id = value
+            self._id = value
         elif field == "event":
             self._event = value
         return None
@@ -364,6 +376,7 @@ class _AsyncEvents:
         sse = _SSE()
         params = _stream_params(after, backlog, filters)
         while True:
+            sse.reconnected()
             headers = {"Last-Event-ID": sse.last_id} if sse.last_id is not None else {}
             try:
                 async with self._client._http.stream(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
@@ -34,9 +35,14 @@ class _Writes(Protocol):
 
 
 def csv_cell(value: object) -> str:
-    """``value`` as a CSV cell a spreadsheet shows as text, never runs as a formula."""
+    """``value`` as a CSV cell a spreadsheet shows as text, never runs as a formula.
+
+    The start is read as a spreadsheet may read it: blanks trimmed (an import option) and
+    full-width forms folded (U+FF1D, the full-width equals sign, is ``=`` to some).
+    """
     text = value if isinstance(value, str) else str(value)
-    return "'" + text if text[:1] in FORMULA_STARTS else text
+    start = unicodedata.normalize("NFKC", text[:16]).lstrip(" \u00a0\u3000")[:1]
+    return "'" + text if text[:1] in FORMULA_STARTS or start in FORMULA_STARTS else text
 
 
 def csv_writer(out: _Writes) -> Any:

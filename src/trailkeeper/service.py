@@ -600,6 +600,8 @@ def _target_ref(value: str, prefix: str) -> TargetRef:
 
 def _network(value: str, prefix: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     try:
+        if "%" in value:  # an IPv6 zone (fe80::1%eth0) names a local interface, no address
+            raise ValueError(value)
         network = ipaddress.ip_network(value, strict=False)
     except ValueError:
         raise QueryError(

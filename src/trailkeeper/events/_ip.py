@@ -95,6 +95,8 @@ def _trusted(address: str, proxies: Sequence[Network]) -> bool:
 
 
 def _address(value: str | None) -> str | None:
+    if value and "%" in value:  # a link-local peer's zone (fe80::1%eth0): the address alone
+        value = value.partition("%")[0]
     try:
         return str(ipaddress.ip_address(value)) if value else None
     except ValueError:

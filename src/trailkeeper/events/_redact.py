@@ -44,6 +44,16 @@ DEFAULT_SECRET_KEYS: tuple[str, ...] = (
     "jwt",
     "otp",
     "sid",
+    "pass",
+    "pw",
+    "pin",
+    "totp",
+    "mfacode",
+    "dsn",
+    "connectionstring",
+    "passwort",
+    "motdepasse",
+    "contrasena",
 )
 
 # Words before "token(s)" that make it a credential, and after it.
@@ -60,7 +70,24 @@ _CONFUSABLES = str.maketrans(
     "aeopcyxijsdqwkmhtbgaeoptuvikx",
 )
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+|[^\W\d_]+")
-_PAIR_NAMES = ("name", "key", "header")
+# A {name: …, value: …} pair, whatever the case of its keys (.NET and AWS write Name/Value).
+_PAIR_NAMES = frozenset({"name", "key", "header", "k"})
+_PAIR_VALUES = frozenset({"value", "val", "v", "data"})
+# Invisible letters (Hangul fillers) that spoofed names hide inside words.
+_FILLERS = dict.fromkeys(map(ord, "\u115f\u1160\u3164\uffa0"))
+# Credentials inside longer text: a JWT, an Authorization header line, a URL's password, a
+# secret query parameter, and a Bearer/Basic/Digest credential after a separator.
+_CREDENTIAL_IN = re.compile(
+    r"eyJ[\w-]{4,}\.eyJ[\w-]{4,}\.[\w-]*"
+    r"|(?<=authorization:)\s*\S.*"
+    r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"
+    r"|(?<=[?&;\s])(?:access_token|id_token|refresh_token|token|api_key|apikey|key|password"
+    r"|passwd|secret|sig|signature)=[^&\s#]+"
+    r"|(?:(?<=^)|(?<=[\s:=\"']))(?:bearer|digest)\s+[\w.~+/=-]{4,}"
+    # Basic's base64 has a digit, a capital or +/=: "basic settings" is prose, not a secret.
+    r"|(?:(?<=^)|(?<=[\s:=\"']))basic\s+(?=[\w+/=]*(?-i:[0-9A-Z+/=]))[\w+/=]{4,}",
+    re.IGNORECASE | re.ASCII,
+)
 
 # Values that are credentials by their shape: an Authorization header value, or a JWT.
 _CREDENTIAL = re.compile(
@@ -77,8 +104,9 @@ def normalize_key(key: str) -> list[str]:
     spaces and joiners, soft hyphens, bidi controls), look-alike Cyrillic and Greek letters
     made Latin, split into words at separators and camelCase, case-folded.
     """
-    text = unicodedata.normalize("NFKC", key)
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    text = unicodedata.normalize("NFKD", key)  # accents apart, then dropped: pássword
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Mn"))
+    text = unicodedata.normalize("NFKC", text).translate(_FILLERS)
     text = text.translate(_CONFUSABLES)
     return [w.casefold() for w in _WORD.findall(text)]
 
@@ -132,22 +160,28 @@ class Redactor:
         if isinstance(value, dict):
             pair = self._pair_name(value)
             return {
-                k: REDACTED if self.is_secret(k) or (k == "value" and pair) else self.redact(v)
+                k: REDACTED
+                if self.is_secret(k) or (pair and _folded(k) in _PAIR_VALUES)
+                else self.redact(v)
                 for k, v in value.items()
             }
         if isinstance(value, list):
             if len(value) == 2 and isinstance(value[0], str) and self.is_secret(value[0]):
                 return [value[0], REDACTED]
             return [self.redact(v) for v in value]
-        if isinstance(value, str) and len(value) >= 12 and _CREDENTIAL.fullmatch(value):
-            return REDACTED
+        if isinstance(value, str):
+            if len(value) >= 12 and _CREDENTIAL.fullmatch(value):
+                return REDACTED
+            if len(value) >= 8:
+                return _CREDENTIAL_IN.sub(REDACTED, value)
         return value
 
     def _pair_name(self, value: dict[str, Any]) -> bool:
-        if "value" not in value:
+        folded = {_folded(k): v for k, v in value.items() if isinstance(k, str)}
+        if not _PAIR_VALUES & folded.keys():
             return False
         for name in _PAIR_NAMES:
-            named = value.get(name)
+            named = folded.get(name)
             if isinstance(named, str) and self.is_secret(named):
                 return True
         return False
@@ -161,3 +195,7 @@ class Redactor:
             else:
                 out[field] = self.redact(change)
         return out
+
+
+def _folded(key: object) -> str:
+    return "".join(normalize_key(key)) if isinstance(key, str) else ""

@@ -82,4 +82,6 @@ def form_token(secret: bytes, purpose: str, value: str) -> str:
 
 
 def token_matches(secret: bytes, purpose: str, value: str, token: str) -> bool:
-    return hmac.compare_digest(form_token(secret, purpose, value), token)
+    # As bytes: compare_digest refuses str with non-ASCII characters (a forged form's).
+    expected = form_token(secret, purpose, value).encode()
+    return hmac.compare_digest(expected, token.encode("utf-8", "surrogatepass"))
