@@ -189,6 +189,38 @@ def test_slow_clients_are_disconnected_and_the_server_stays_up(tmp_path: Any) ->
 
 
 @pytest.mark.slow
+def test_a_body_trickled_a_byte_at_a_time_is_cut_off(tmp_path: Any) -> None:
+    # Each byte comes well within the gap allowed between pieces (1 s): only the whole
+    # body's deadline (BODY_GAPS = 6 gaps) ends it, instead of 5 MiB taking weeks.
+    db = f"sqlite:///{tmp_path / 'trickle.db'}"
+    with serving(db, env={"TRAILKEEPER_HEADER_TIMEOUT": "1"}) as live:
+        port = int(live.url.rsplit(":", 1)[1])
+        head = (
+            b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n"
+        )
+        (sock,) = _half_requests(port, 1, head)
+        started = time.monotonic()
+        closed_after = None
+        sock.settimeout(0.3)
+        while time.monotonic() - started < 20:
+            try:
+                sock.sendall(b" ")
+                if sock.recv(65536) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+        sock.close()
+        assert closed_after is not None, "the trickled body was never cut off"
+        assert 5 < closed_after < 10, closed_after
+        assert httpx.get(f"{live.url}/healthz", timeout=5).status_code == 200
+
+
+@pytest.mark.slow
 def test_connections_over_the_limit_are_refused_until_slow_ones_are_gone(tmp_path: Any) -> None:
     db = f"sqlite:///{tmp_path / 'limit.db'}"
     env = {"TRAILKEEPER_HEADER_TIMEOUT": "2", "TRAILKEEPER_LIMIT_CONCURRENCY": "5"}

@@ -7,7 +7,8 @@ up a server's file descriptors and ``limit_concurrency``. ASGI middleware cannot
 the app is called only once the headers are complete. So this protocol arms a timer when a
 connection opens and when a request's first byte arrives; the headers must be complete
 before it fires, and afterwards each piece of the body must follow the one before within the
-same time. A late client gets ``408`` (when no response has begun) and the connection is
+same time, and the whole body arrive within ``BODY_GAPS`` times it. A late client gets
+``408`` (when no response has begun) and the connection is
 closed. The deadline is ``TRAILKEEPER_HEADER_TIMEOUT`` (``config.Settings.header_timeout``),
 read once per process, so ``serve --workers`` processes get it through the environment.
 
@@ -45,6 +46,11 @@ _TIMEOUT_RESPONSE = (
 )
 
 
+#: A whole body must arrive within this many header timeouts (60 s by default), however
+#: steadily its pieces come: 5 MiB at the slowest rate a real client sends is far quicker.
+BODY_GAPS = 6
+
+
 @functools.cache
 def header_timeout() -> float:
     """Seconds a client has for its headers, and between pieces of its body."""
@@ -55,6 +61,9 @@ class DeadlineProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol that hangs up on clients too slow to send a request."""
 
     _deadline: asyncio.TimerHandle | None = None
+    #: When the whole body must have arrived (loop time): a client sending a byte just
+    #: before each gap's deadline must not hold a connection for days.
+    _body_due: float | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -72,6 +81,7 @@ class DeadlineProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
+        self._body_due = self.loop.time() + header_timeout() * BODY_GAPS
         self._arm()  # for the body; a request without one completes at once and disarms
 
     def on_body(self, body: bytes) -> None:
@@ -80,11 +90,15 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._disarm()
+        self._body_due = None
         super().on_message_complete()
 
     def _arm(self) -> None:
         self._disarm()
-        self._deadline = self.loop.call_later(header_timeout(), self._late)
+        wait = header_timeout()
+        if self._body_due is not None:
+            wait = min(wait, self._body_due - self.loop.time())
+        self._deadline = self.loop.call_later(max(wait, 0.0), self._late)
 
     def _disarm(self) -> None:
         if self._deadline is not None:
