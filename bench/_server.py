@@ -6,21 +6,28 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
 
 
 @contextmanager
-def serving(db_url: str) -> Iterator[str]:
+def serving(db_url: str, command: Callable[[int], list[str]] | None = None) -> Iterator[str]:
+    """A server over ``db_url`` on a free port, stopped on exit; yields its URL.
+
+    ``command``: the server's command line for a port (default: ``trailkeeper serve``).
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "trailkeeper.cli", "serve", "--db", db_url, "--port", str(port),
-         "--log-level", "warning"],
+    argv = (
+        command(port)
+        if command is not None
+        else [sys.executable, "-m", "trailkeeper.cli", "serve", "--db", db_url,
+              "--port", str(port), "--log-level", "warning"]
     )  # fmt: skip
+    process = subprocess.Popen(argv)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):

@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,6 +30,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _data import batches
+from _server import serving
 
 DATA = Path(__file__).parent / "data"
 BIG, SMALL = "acme", "umbrella"
@@ -113,32 +112,19 @@ def main() -> None:
         return
     source = build(args.events)
     workdir = Path(tempfile.mkdtemp(prefix="tk-fairness-"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    child = None
     try:
         copy = workdir / "fairness.db"
         shutil.copyfile(source, copy)
         db = f"sqlite:///{copy}"
         big, small = key(db, BIG), key(db, SMALL)
-        child = subprocess.Popen(
-            [sys.executable, __file__, "--serve", db, str(port), "--per-org", str(args.per_org)]
-        )
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("the server did not start")
-        run(url, big, small, args)
+
+        def command(port: int) -> list[str]:
+            return [sys.executable, __file__, "--serve", db, str(port),
+                    "--per-org", str(args.per_org)]  # fmt: skip
+
+        with serving(db, command) as url:
+            run(url, big, small, args)
     finally:
-        if child is not None:
-            child.terminate()
-            child.wait(timeout=60)
         shutil.rmtree(workdir)
 
 
