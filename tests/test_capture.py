@@ -16,6 +16,8 @@ from _live_server import LiveServer
 from conftest import ASGIClient
 from trailkeeper import capture
 from trailkeeper.capture import AuditMiddleware, AuditRoute, Recorder, annotate, audited, bind
+from trailkeeper.events import Catalogue, EventValidationError
+from trailkeeper.events import Operation as CatalogueOperation
 from trailkeeper.testing import capture_events
 
 
@@ -461,3 +463,30 @@ def test_the_default_spool_lives_in_the_spool_dir_one_per_server_and_key(
     second.close(timeout=0.1)
     assert len(paths) == 2
     assert all(p.parent == tmp_path / "spools" and p.exists() for p in paths)
+
+
+def test_capture_events_gives_each_event_as_the_log_would_store_it() -> None:
+    with capture_events() as events:
+        capture.record("team.create", actor="ana")
+    (event,) = events
+    assert event["targets"] == []
+    assert event["success"] is True
+    assert event["description"] == Catalogue.default().get("team.create").description
+    assert event["actor"] == {"id": "ana", "type": "user", "name": None, "email": None}
+    assert (event["org_id"], event["error"], event["metadata"]) == (None, None, {})
+    with capture_events(validate=False) as raw:
+        capture.record("team.create", actor="ana", org_id="acme")
+    assert "targets" not in raw[0]
+    assert raw[0]["org_id"] == "acme"
+
+
+def test_capture_events_refuses_at_record_what_the_log_would_refuse() -> None:
+    with capture_events() as events, pytest.raises(EventValidationError, match="target type"):
+        capture.record("team.create", actor="ana", targets=[{"type": "planet", "id": "p"}])
+    assert events == []
+    ticket = Catalogue.default(
+        [CatalogueOperation("ticket.close", "Ticket closed", ("ticket",))], ["ticket"]
+    )
+    with capture_events(catalogue=ticket) as events:
+        capture.record("ticket.close", actor="ana", targets=[{"type": "ticket", "id": "t1"}])
+    assert events[0]["targets"] == [{"type": "ticket", "id": "t1", "name": None}]

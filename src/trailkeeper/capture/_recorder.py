@@ -10,11 +10,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
+from ..events import Catalogue, EventRules, parse_event
 from ._context import Actor, _request
 from ._encode import Raw, encode
 from ._ids import new_id
@@ -35,7 +38,7 @@ _live: set[Recorder] = set()
 _every: weakref.WeakSet[Recorder] = weakref.WeakSet()
 _default: Recorder | None = None
 #: Active ``trailkeeper.testing.capture_events`` lists, innermost last.
-_captures: list[list[dict[str, Any]]] = []
+_captures: list[Capture] = []
 _captures_lock = threading.Lock()
 
 
@@ -171,6 +174,8 @@ class Recorder:
 
         Raises:
             RuntimeError: the recorder was closed.
+            EventValidationError: inside ``trailkeeper.testing.capture_events``, the log
+                would refuse the event.
         """
         if self.closed:
             raise RuntimeError("this recorder is closed; the event was not recorded")
@@ -213,7 +218,7 @@ class Recorder:
             event["description"] = description
         raw: Raw = (org_id or self.org_id, time_ns or self.clock(), event)
         if _captures:
-            _capture(raw, self._processors)
+            _capture(raw, self._processors, None)
             return event["id"]  # type: ignore[no-any-return]
         with self._gate:
             if self.closed:
@@ -287,16 +292,46 @@ def _error(error: str | dict[str, Any] | BaseException) -> dict[str, Any]:
     return error
 
 
-def _capture(raw: Raw, processors: Sequence[Processor]) -> None:
+def _capture(raw: Raw, processors: Sequence[Processor], catalogue: Catalogue | None) -> None:
     item, reason = encode(raw, processors)
     if reason is not None:
         raise RuntimeError(f"a processor failed on event {item[1]}: {reason}")
-    event = orjson.loads(item[2])
-    if raw[0] is not None:
-        event["org_id"] = raw[0]
+    sent = orjson.loads(item[2])
     with _captures_lock:
-        for events in _captures:
-            events.append(event)
+        captures = list(_captures)
+    stored: dict[str, Any] | None = None
+    for capture in captures:
+        if not capture.validate:
+            event = dict(sent)
+            if raw[0] is not None:
+                event["org_id"] = raw[0]
+        else:
+            if stored is None:
+                stored = _as_stored(sent, raw, capture.catalogue or catalogue)
+            event = dict(stored)
+        with _captures_lock:
+            capture.events.append(event)
+
+
+def _as_stored(sent: dict[str, Any], raw: Raw, catalogue: Catalogue | None) -> dict[str, Any]:
+    # What the log would store: its own validation, defaults and normalisation. The time
+    # limits are measured from the event's own time: a test's fake clock is no error.
+    rules = EventRules(catalogue=catalogue or Catalogue.default())
+    received = datetime.fromtimestamp(raw[1] / 1e9, UTC)
+    parsed = parse_event(sent, org_id=raw[0] or "unnamed", received_at=received, rules=rules)
+    event = parsed.event.to_dict()
+    if raw[0] is None:
+        event["org_id"] = None
+    return event
+
+
+@dataclass(slots=True)
+class Capture:
+    """One ``capture_events`` block: where its events go and how they are shown."""
+
+    events: list[dict[str, Any]]
+    validate: bool = True
+    catalogue: Catalogue | None = None
 
 
 def set_default(recorder: Recorder | None) -> Recorder | None:
