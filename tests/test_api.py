@@ -14,7 +14,13 @@ import httpx
 import pytest
 
 from conftest import ASGIClient, FakeClock
-from trailkeeper.client import AsyncClient, AuthenticationError, ValidationError
+from trailkeeper.client import (
+    AsyncClient,
+    AuthenticationError,
+    Client,
+    EventPage,
+    ValidationError,
+)
 from trailkeeper.server import create_app
 from trailkeeper.service import AuditService
 
@@ -372,3 +378,49 @@ def test_a_search_with_a_huge_filter_is_answered_and_recorded_with_what_it_asked
     assert request["actor"] == actors  # every distinct value: the API caps them at 100
     assert request["app"] == ["ci-bot"]
     assert "truncated" not in record.event.metadata
+
+
+def test_the_python_client_pages_limits_and_raises_a_bad_query_at_the_call(
+    service: AuditService, reader: str, writer: str
+) -> None:
+    transport = httpx.ASGITransport(app=create_app(service))
+    sync_transport = _SyncOverAsync(transport)
+    with Client("http://t", writer, transport=sync_transport) as tk:
+        tk.record_many([{"operation": "model.create", "actor": f"u{i}"} for i in range(5)])
+    with Client("http://t", reader, transport=sync_transport) as tk:
+        first = tk.events.page(limit=2, operation="model.create")
+        assert isinstance(first, EventPage)
+        assert len(first.events) == 2
+        assert first.next_cursor is not None
+        second = tk.events.page(limit=2, cursor=first.next_cursor, operation="model.create")
+        assert {e["id"] for e in first.events}.isdisjoint(e["id"] for e in second.events)
+        assert len(list(tk.events.search("operation:model.create", page_size=2, limit=3))) == 3
+        assert len(list(tk.events.search("operation:model.create", page_size=2))) == 5
+        with pytest.raises(ValidationError):
+            tk.events.search("since:yesterday-ish")  # no iteration: raised at the call
+
+    async def scenario() -> None:
+        async with AsyncClient("http://t", reader, transport=transport) as tk:
+            page = await tk.events.page(limit=4, q="operation:model.create")
+            assert len(page.events) == 4
+            found = [e async for e in tk.events.search("operation:model.create", limit=3)]
+            assert len(found) == 3
+            with pytest.raises(ValidationError):
+                await tk.events.search("since:yesterday-ish")
+
+    asyncio.run(scenario())
+
+
+class _SyncOverAsync(httpx.BaseTransport):
+    """Drives the ASGI app from the blocking client (httpx has no sync ASGI transport)."""
+
+    def __init__(self, transport: httpx.ASGITransport) -> None:
+        self._transport = transport
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        async def send() -> httpx.Response:
+            response = await self._transport.handle_async_request(request)
+            body = await response.aread()
+            return httpx.Response(response.status_code, headers=response.headers, content=body)
+
+        return asyncio.run(send())

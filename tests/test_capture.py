@@ -13,9 +13,13 @@ from typing import Any
 import pytest
 
 from _live_server import LiveServer
-from conftest import ASGIClient
+from conftest import ASGIClient, serving
 from trailkeeper import capture
 from trailkeeper.capture import AuditMiddleware, AuditRoute, Recorder, annotate, audited, bind
+from trailkeeper.capture._recorder import _Nowhere
+from trailkeeper.events import Catalogue, EventValidationError, UnknownOperationError
+from trailkeeper.events import Operation as CatalogueOperation
+from trailkeeper.service import AuditService
 from trailkeeper.testing import capture_events
 
 
@@ -393,8 +397,6 @@ def test_capture_events_collects_without_sending_and_without_a_recorder() -> Non
 
 
 def test_embedded_recorder_writes_to_a_local_store_without_a_server(tmp_path: Path) -> None:
-    from trailkeeper.service import AuditService
-
     url = f"sqlite:///{tmp_path / 'local.db'}"
     with Recorder.embedded(url, "acme") as recorder:
         ids = [recorder.record("model.create", actor=f"u{i}") for i in range(50)]
@@ -461,3 +463,108 @@ def test_the_default_spool_lives_in_the_spool_dir_one_per_server_and_key(
     second.close(timeout=0.1)
     assert len(paths) == 2
     assert all(p.parent == tmp_path / "spools" and p.exists() for p in paths)
+
+
+def test_capture_events_gives_each_event_as_the_log_would_store_it() -> None:
+    with capture_events() as events:
+        capture.record("team.create", actor="ana")
+    (event,) = events
+    assert event["targets"] == []
+    assert event["success"] is True
+    assert event["description"] == Catalogue.default().get("team.create").description
+    assert event["actor"] == {"id": "ana", "type": "user", "name": None, "email": None}
+    assert (event["org_id"], event["error"], event["metadata"]) == (None, None, {})
+    with capture_events(validate=False) as raw:
+        capture.record("team.create", actor="ana", org_id="acme")
+    assert "targets" not in raw[0]
+    assert raw[0]["org_id"] == "acme"
+
+
+def test_capture_events_refuses_at_record_what_the_log_would_refuse() -> None:
+    with capture_events() as events, pytest.raises(EventValidationError, match="target type"):
+        capture.record("team.create", actor="ana", targets=[{"type": "planet", "id": "p"}])
+    assert events == []
+    ticket = Catalogue.default(
+        [CatalogueOperation("ticket.close", "Ticket closed", ("ticket",))], ["ticket"]
+    )
+    with capture_events(catalogue=ticket) as events:
+        capture.record("ticket.close", actor="ana", targets=[{"type": "ticket", "id": "t1"}])
+    assert events[0]["targets"] == [{"type": "ticket", "id": "t1", "name": None}]
+
+
+def test_a_strict_recorder_raises_for_an_unknown_operation_at_record() -> None:
+    with Recorder(transport=_Nowhere(), spool=None, strict=True) as recorder:
+        with pytest.raises(UnknownOperationError, match=r"did you mean 'model\.create'"):
+            recorder.record("model.creat", actor="ana")
+        assert recorder.counters().queued == 0
+    own = Catalogue.default([CatalogueOperation("billing.invoice.pay", "Invoice paid", ())])
+    with capture_events(), Recorder(transport=_Nowhere(), catalogue=own, strict=True) as r:
+        r.record("billing.invoice.pay", actor="ana")
+
+
+def test_a_lenient_recorder_warns_once_and_sends(caplog: pytest.LogCaptureFixture) -> None:
+    with capture_events(validate=False) as events:
+        recorder = Recorder(transport=_Nowhere(), spool=None, strict=False, close_at_exit=False)
+        recorder.record("model.creat", actor="ana")
+        recorder.record("model.creat", actor="bob")
+    assert len(events) == 2
+    warned = [r for r in caplog.records if "unknown operation 'model.creat'" in r.message]
+    assert len(warned) == 1
+
+
+def test_strict_mode_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAILKEEPER_CAPTURE_STRICT", "1")
+    assert Recorder(transport=_Nowhere(), spool=None, close_at_exit=False).strict
+    assert not Recorder(transport=_Nowhere(), spool=None, close_at_exit=False, strict=False).strict
+    monkeypatch.delenv("TRAILKEEPER_CAPTURE_STRICT")
+    assert not Recorder(transport=_Nowhere(), spool=None, close_at_exit=False).strict
+
+
+def test_a_recorder_checks_names_against_the_servers_catalogue(tmp_path: Path) -> None:
+    ops = tmp_path / "ops.json"
+    ops.write_text(
+        '{"target_types": ["ticket"], "operations": '
+        '[{"name": "ticket.close", "description": "Ticket closed", "target_types": ["ticket"]}]}'
+    )
+    db = f"sqlite:///{tmp_path / 'audit.db'}"
+    with (
+        serving(db, env={"TRAILKEEPER_OPERATIONS_FILE": str(ops)}) as server,
+        Recorder(
+            server.url,
+            server.key("--org", "acme", "--scope", "events:write"),
+            spool=None,
+            catalogue="server",
+            strict=True,
+        ) as recorder,
+    ):
+        recorder.record("ticket.close", actor="ana", targets=[{"type": "ticket", "id": "t"}])
+        with pytest.raises(UnknownOperationError, match=r"'ticket\.clos'"):
+            recorder.record("ticket.clos", actor="ana")
+        assert recorder.flush(10)
+        assert recorder.counters().failed == 0
+    with AuditService.open(db) as service:
+        stored = [e.event.operation for e in service.search("acme").events]
+    assert [op for op in stored if op.startswith("ticket.")] == ["ticket.close"]
+
+
+def test_the_fastapi_example_in_the_docs_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    text = (Path(__file__).parent.parent / "docs" / "capture.md").read_text()
+    example = text.split("### With FastAPI")[1].split("```python\n")[1].split("```")[0]
+    monkeypatch.setenv("TRAILKEEPER_SPOOL_DIR", str(tmp_path))
+    namespace: dict[str, Any] = {}
+    exec(compile(example, "capture.md", "exec"), namespace)  # noqa: S102 - our own docs
+    recorder = capture.set_default(None)
+    assert recorder is not None
+    client = ASGIClient(namespace["app"])
+    try:
+        with capture_events() as events:
+            response = client.request("DELETE", "/apps/demo", headers={"x-user": "ana"})
+    finally:
+        client.close()
+        recorder.close(0.1)
+    assert response.status_code == 200
+    assert [(e["operation"], e["actor"]["id"], e["targets"]) for e in events] == [
+        ("application.delete", "ana", [{"type": "app", "id": "demo", "name": None}])
+    ]

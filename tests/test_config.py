@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ASGIClient
+from trailkeeper.clarifai import entry_from
 from trailkeeper.config import ConfigError, Settings
-from trailkeeper.events import EventValidationError, parse_event
+from trailkeeper.events import Catalogue, EventValidationError, parse_event
+from trailkeeper.query import parse_query
+from trailkeeper.server import create_app
+from trailkeeper.service import AuditService
+from trailkeeper.store import open_store
 
 
 def test_defaults_without_environment() -> None:
@@ -123,3 +129,59 @@ def test_a_bad_operations_file_is_refused(tmp_path: Path, content: str, fragment
 def test_a_missing_operations_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="operations file"):
         Settings(operations_file=str(tmp_path / "nope.json")).rules()
+
+
+def test_a_deployment_registers_its_own_target_types_and_every_face_accepts_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ops.json"
+    path.write_text(
+        json.dumps(
+            {
+                "target_types": ["ticket"],
+                "operations": [
+                    {
+                        "name": "ticket.close",
+                        "description": "Ticket closed",
+                        "target_types": ["ticket"],
+                    }
+                ],
+            }
+        )
+    )
+    rules = Settings(operations_file=str(path)).rules()
+    assert {"ticket", "prompt", "agent", "tool_call"} <= rules.catalogue.target_types
+    raw = {
+        "actor": "ana",
+        "operation": "ticket.close",
+        "time": "2026-11-26T11:00:00Z",
+        "targets": [{"type": "ticket", "id": "t1"}, {"type": "prompt", "id": "p1"}],
+    }
+    with pytest.raises(EventValidationError, match="'ticket' is not a target type"):
+        parse_event(raw, org_id="acme", received_at=NOW, rules=Settings().rules())
+    service = AuditService(
+        open_store(f"sqlite:///{tmp_path / 'log.db'}"), rules=rules, clock=lambda: NOW
+    )
+    try:
+        service.ingest("acme", [raw])
+        for q in ("target:ticket:t1", "target:prompt:p1"):
+            (found,) = service.search("acme", parse_query(q)).events
+            assert found.event.operation == "ticket.close"
+        entry = entry_from(found, rules.catalogue)  # Clarifai has no such kinds: left out
+        assert list(entry.targets) == []
+        http = ASGIClient(create_app(service))
+        listed = http.get("/v1/operations").json()
+        http.close()
+        assert {"ticket", "inference_endpoint"} <= set(listed["target_types"])
+        (closing,) = [op for op in listed["operations"] if op["name"] == "ticket.close"]
+        assert closing["target_types"] == ["ticket"]
+    finally:
+        service.close()
+
+
+def test_a_target_type_name_must_be_lower_case() -> None:
+    with pytest.raises(ValueError, match="lower case"):
+        Catalogue.default(target_types=["Ticket"])
+
+
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)

@@ -600,7 +600,7 @@ def test_a_target_that_is_not_an_object_is_refused(make_event: MakeEvent) -> Non
 def test_a_target_of_an_unknown_type_is_refused(make_event: MakeEvent) -> None:
     raw = make_event(targets=[{"type": "model", "id": "m"}, {"type": "widget", "id": "w"}])
     error = assert_refused(raw, "targets[1].type", "'widget' is not a target type")
-    assert "known types: api_key, app, compute_cluster" in error.message
+    assert "known types: agent, api_key, app, compute_cluster" in error.message
 
 
 def test_a_target_without_a_type_is_refused(make_event: MakeEvent) -> None:

@@ -14,7 +14,8 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -112,24 +113,105 @@ def _params(filters: Mapping[str, Any]) -> Params:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """One page of matching events, as ``events.page`` returns it.
+
+    Attributes:
+        events: the page's events, each as the server stores it (a ``dict``).
+        next_cursor: pass it as ``cursor`` for the next page; ``None`` on the last page.
+    """
+
+    events: list[Event]
+    next_cursor: str | None
+
+
+def _page_params(
+    filters: Mapping[str, Any], limit: int, cursor: str | None, q: str | None = None
+) -> Params:
+    return _params({**filters, "q": q, "limit": limit, "cursor": cursor})
+
+
+def _first_size(page_size: int, limit: int | None) -> int:
+    if limit is not None and limit < 1:
+        raise ValueError("limit must be at least 1")
+    return page_size if limit is None else min(page_size, limit)
+
+
+def _to_page(body: Any) -> EventPage:
+    return EventPage(events=list(body["events"]), next_cursor=body["next_cursor"])
+
+
 class _Events:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def list(self, *, page_size: int = 200, **filters: Any) -> Iterator[Event]:
-        """Every matching event, page after page, fetched lazily as you iterate."""
-        cursor = None
-        while True:
-            params = _params({**filters, "limit": page_size, "cursor": cursor})
-            page = self._client._get("/v1/events", params)
-            yield from page["events"]
-            cursor = page["next_cursor"]
-            if cursor is None:
-                return
+    def page(
+        self, *, limit: int = 50, cursor: str | None = None, q: str | None = None, **filters: Any
+    ) -> EventPage:
+        """One page of matching events: a single request.
 
-    def search(self, q: str, **filters: Any) -> Iterator[Event]:
-        """``list`` with a query-language string."""
-        return self.list(q=q, **filters)
+        Args:
+            limit: the page size, 1 to 1,000.
+            cursor: the previous page's ``next_cursor``; ``None`` for the first page.
+            q: a query-language string, combined with ``filters`` by AND.
+            **filters: the API's filter parameters (``operation``, ``actor``, ``success``, ...).
+
+        Returns:
+            An ``EventPage`` with ``events`` and ``next_cursor``.
+
+        Raises:
+            ValidationError: a bad query, filter or cursor (400).
+        """
+        return _to_page(self._client._get("/v1/events", _page_params(filters, limit, cursor, q)))
+
+    def list(
+        self, *, page_size: int = 200, limit: int | None = None, **filters: Any
+    ) -> Iterator[Event]:
+        """Every matching event (or the first ``limit``), page after page.
+
+        The first page is fetched now, so a bad query raises here; later pages are fetched
+        lazily as you iterate.
+
+        Args:
+            page_size: events per request, 1 to 1,000.
+            limit: stop after this many events; ``None`` for every match.
+            **filters: the API's filter parameters, and ``q`` for a query-language string.
+
+        Returns:
+            An iterator of events (``dict``), newest first unless ``order="asc"``.
+
+        Raises:
+            ValidationError: a bad query, filter or cursor (400).
+        """
+        size = _first_size(page_size, limit)
+        first = self.page(limit=size, **filters)
+        return self._rest(first, page_size, limit, filters)
+
+    def _rest(
+        self, page: EventPage, page_size: int, limit: int | None, filters: Mapping[str, Any]
+    ) -> Iterator[Event]:
+        left = limit
+        while True:
+            events = page.events if left is None else page.events[:left]
+            yield from events
+            if left is not None:
+                left -= len(events)
+            if page.next_cursor is None or left == 0:
+                return
+            size = page_size if left is None else min(page_size, left)
+            page = self.page(limit=size, cursor=page.next_cursor, **filters)
+
+    def search(
+        self, q: str, *, page_size: int = 200, limit: int | None = None, **filters: Any
+    ) -> Iterator[Event]:
+        """``list`` with a query-language string: the first page is fetched now (a bad
+        query raises ``ValidationError`` here), later ones as you iterate.
+
+        Returns:
+            An iterator of up to ``limit`` events (every match when ``None``).
+        """
+        return self.list(q=q, page_size=page_size, limit=limit, **filters)
 
     def get(self, event_id: str) -> Event:
         result: Event = self._client._get(f"/v1/events/{event_id}", [])
@@ -338,23 +420,83 @@ class Client:
         self.close()
 
 
+class AsyncEventIterator:
+    """The matching events, for ``async for``; ``await`` it first to fetch the first page now.
+
+    ``events = await tk.events.search(q)`` raises a bad query's ``ValidationError`` at the
+    call; ``async for event in tk.events.search(q)`` works too, and raises it at the first
+    iteration.
+    """
+
+    def __init__(
+        self, events: _AsyncEvents, page_size: int, limit: int | None, filters: dict[str, Any]
+    ) -> None:
+        self._events = events
+        self._page_size = page_size
+        self._left = limit
+        self._filters = filters
+        self._buffer: list[Event] = []
+        self._cursor: str | None = None
+        self._started = False
+        self._done = limit == 0
+
+    async def _fetch(self) -> None:
+        size = self._page_size if self._left is None else min(self._page_size, self._left)
+        page = await self._events.page(limit=size, cursor=self._cursor, **self._filters)
+        self._started = True
+        self._buffer = page.events if self._left is None else page.events[: self._left]
+        if self._left is not None:
+            self._left -= len(self._buffer)
+        self._cursor = page.next_cursor
+        self._done = self._cursor is None or self._left == 0
+
+    async def _start(self) -> AsyncEventIterator:
+        if not self._started and not self._done:
+            await self._fetch()
+        return self
+
+    def __await__(self) -> Generator[Any, None, AsyncEventIterator]:
+        return self._start().__await__()
+
+    def __aiter__(self) -> AsyncEventIterator:
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self._buffer:
+            if self._done:
+                raise StopAsyncIteration
+            await self._fetch()
+        return self._buffer.pop(0)
+
+
 class _AsyncEvents:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
-    async def list(self, *, page_size: int = 200, **filters: Any) -> AsyncIterator[Event]:
-        cursor = None
-        while True:
-            params = _params({**filters, "limit": page_size, "cursor": cursor})
-            page = await self._client._get("/v1/events", params)
-            for event in page["events"]:
-                yield event
-            cursor = page["next_cursor"]
-            if cursor is None:
-                return
+    async def page(
+        self, *, limit: int = 50, cursor: str | None = None, q: str | None = None, **filters: Any
+    ) -> EventPage:
+        """One page of matching events (see ``Client.events.page``)."""
+        params = _page_params(filters, limit, cursor, q)
+        return _to_page(await self._client._get("/v1/events", params))
 
-    def search(self, q: str, **filters: Any) -> AsyncIterator[Event]:
-        return self.list(q=q, **filters)
+    def list(
+        self, *, page_size: int = 200, limit: int | None = None, **filters: Any
+    ) -> AsyncEventIterator:
+        """Every matching event (or the first ``limit``), page after page.
+
+        Returns:
+            An ``AsyncEventIterator``: ``await`` it to fetch the first page now (a bad query
+            raises ``ValidationError`` at the call), then ``async for`` over it.
+        """
+        _first_size(page_size, limit)
+        return AsyncEventIterator(self, page_size, limit, filters)
+
+    def search(
+        self, q: str, *, page_size: int = 200, limit: int | None = None, **filters: Any
+    ) -> AsyncEventIterator:
+        """``list`` with a query-language string (see ``list``)."""
+        return self.list(q=q, page_size=page_size, limit=limit, **filters)
 
     async def get(self, event_id: str) -> Event:
         result: Event = await self._client._get(f"/v1/events/{event_id}", [])

@@ -21,6 +21,7 @@ from .events import (
     EventRules,
     Redactor,
     operation_from_config,
+    target_types_from_config,
 )
 
 DEFAULT_DATABASE_URL = "sqlite:///./trailkeeper.db"
@@ -65,7 +66,8 @@ class Settings:
         max_past_days: how far behind the server clock an event's time may be.
         redact_keys: key fragments whose values are redacted; empty turns redaction off.
         operations_file: a JSON file of the deployment's own operations, a list of
-            ``{"name", "description", "target_types"}`` objects.
+            ``{"name", "description", "target_types"}`` objects, or an object
+            ``{"target_types": [...], "operations": [...]}`` that also registers target types.
         host, port: where ``trailkeeper serve`` listens.
         session_secret: signs the console's session cookies; every process behind one
             address needs the same (by default each process draws its own at start).
@@ -176,21 +178,16 @@ class Settings:
         Raises:
             ConfigError: the operations file is missing or malformed.
         """
-        extra = []
+        catalogue = Catalogue.default()
         if self.operations_file:
             try:
                 entries = orjson.loads(Path(self.operations_file).read_bytes())
             except (OSError, orjson.JSONDecodeError) as exc:
                 raise ConfigError(f"operations file {self.operations_file}: {exc}") from None
-            if not isinstance(entries, list):
-                raise ConfigError(f"operations file {self.operations_file}: expected a list")
             try:
-                extra = [operation_from_config(e) for e in entries]
-                catalogue = Catalogue.default(extra)
+                catalogue = _catalogue_from(entries)
             except (ValueError, AttributeError) as exc:
                 raise ConfigError(f"operations file {self.operations_file}: {exc}") from None
-        else:
-            catalogue = Catalogue.default()
         limits = replace(
             DEFAULT_LIMITS,
             max_future=timedelta(seconds=self.max_future_seconds),
@@ -208,3 +205,21 @@ def _whole(raw: str, name: str, unit: str) -> int:
     if value < 0:
         raise ConfigError(f"{name} must not be negative")
     return value
+
+
+def _catalogue_from(entries: object) -> Catalogue:
+    # Either a list of operations, or {"target_types": [...], "operations": [...]}.
+    target_types: list[str] = []
+    if isinstance(entries, dict):
+        unknown = sorted(set(entries) - {"target_types", "operations"})
+        if unknown:
+            raise ValueError(
+                f"expected a list of operations, or an object of 'target_types' and "
+                f"'operations'; unknown keys {unknown}"
+            )
+        target_types = target_types_from_config(entries.get("target_types", []))
+        entries = entries.get("operations", [])
+    if not isinstance(entries, list):
+        raise ValueError("expected a list of operations, or an object with 'operations'")
+    extra = [operation_from_config(e) for e in entries]
+    return Catalogue.default(extra, target_types)

@@ -22,7 +22,6 @@ from ._results import IngestResult, Page, QueryError
 from ._trail import RESERVED_PREFIX, OwnTrail, RequestContext, is_reserved_actor
 from .events import (
     ID_RULE,
-    TARGET_TYPES,
     Catalogue,
     EventRules,
     EventValidationError,
@@ -551,7 +550,9 @@ class AuditService:
         return Criteria(
             operations=tuple(operations),
             actors=match.actors,
-            targets=tuple(_target_ref(t, prefix) for t in match.targets),
+            targets=tuple(
+                _target_ref(t, prefix, self.catalogue.target_types) for t in match.targets
+            ),
             apps=match.apps,
             source_ips=tuple(_network(v, prefix) for v in match.source_ips),
             request_ids=match.request_ids,
@@ -582,14 +583,14 @@ def _check_org(org_id: str) -> None:
         raise QueryError("org_id", f"{str(org_id)[:64]!r} is not an org id ({ID_RULE})")
 
 
-def _target_ref(value: str, prefix: str) -> TargetRef:
+def _target_ref(value: str, prefix: str, known: frozenset[str]) -> TargetRef:
     kind, sep, target_id = value.partition(":")
-    if sep and kind in TARGET_TYPES:
+    if sep and kind in known:
         ref = TargetRef(target_id, kind)
     elif sep and kind.isidentifier() and kind.islower():
         raise QueryError(
             prefix + "target",
-            f"{kind!r} is not a target type; known types: {', '.join(sorted(TARGET_TYPES))}",
+            f"{kind!r} is not a target type; known types: {', '.join(sorted(known))}",
         )
     else:
         ref = TargetRef(value)

@@ -10,14 +10,18 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
+from ..events import Catalogue, EventRules, parse_event
 from ._context import Actor, _request
 from ._encode import Raw, encode
 from ._ids import new_id
+from ._known import CatalogueSource, KnownOperations, strict_from_env
 from ._operation import Operation
 from ._processors import Processor, redact_secrets
 from ._spool import Backlog, Spool
@@ -35,7 +39,7 @@ _live: set[Recorder] = set()
 _every: weakref.WeakSet[Recorder] = weakref.WeakSet()
 _default: Recorder | None = None
 #: Active ``trailkeeper.testing.capture_events`` lists, innermost last.
-_captures: list[list[dict[str, Any]]] = []
+_captures: list[Capture] = []
 _captures_lock = threading.Lock()
 
 
@@ -69,6 +73,14 @@ class Recorder:
             ``record()`` spools on the caller's thread. max_backoff: longest wait between
             retries, in seconds.
         clock: nanoseconds since the Unix epoch (``time.time_ns``); the event time.
+        catalogue: the operations ``record()`` checks names against: ``None`` for the
+            built-in catalogue, a ``Catalogue`` (with the deployment's own operations), or
+            ``"server"`` to fetch the server's (``GET /v1/operations``) once, when first
+            needed; until it is fetched, names go unchecked.
+        strict: raise ``UnknownOperationError`` at ``record()`` for a name not in the
+            catalogue (for development and tests); otherwise log a warning once per name
+            and send the event, which the log refuses. ``None`` reads
+            ``$TRAILKEEPER_CAPTURE_STRICT`` (``1``/``true`` turns it on).
         close_at_exit: flush (up to ``exit_timeout`` seconds) and spool the rest at exit.
     """
 
@@ -90,7 +102,12 @@ class Recorder:
         clock: Callable[[], int] = time.time_ns,
         close_at_exit: bool = True,
         exit_timeout: float = 5.0,
+        catalogue: CatalogueSource = None,
+        strict: bool | None = None,
     ) -> None:
+        self._known = KnownOperations(
+            catalogue, strict=strict_from_env() if strict is None else strict, url=url
+        )
         if transport is None:
             if url is None:
                 raise ValueError("give the server's url (and a key), or a transport")
@@ -134,6 +151,11 @@ class Recorder:
         return cls(transport=LocalTransport(store, org_id), org_id=org_id, **options)
 
     @property
+    def strict(self) -> bool:
+        """Whether ``record()`` raises for an operation not in the catalogue."""
+        return self._known.strict
+
+    @property
     def spool(self) -> Backlog:
         """Where events wait (a ``Spool`` file, or memory)."""
         return self._sender.backlog
@@ -169,11 +191,18 @@ class Recorder:
         ``error is None``; ``error`` may be a message, ``{"code", "message"}`` or an
         exception.
 
+        The operation name is checked against the recorder's catalogue: an unknown one
+        raises in strict mode, and is logged (once) otherwise.
+
         Raises:
             RuntimeError: the recorder was closed.
+            UnknownOperationError: strict, and ``operation`` is not in the catalogue.
+            EventValidationError: inside ``trailkeeper.testing.capture_events``, the log
+                would refuse the event.
         """
         if self.closed:
             raise RuntimeError("this recorder is closed; the event was not recorded")
+        self._known.check(operation)
         event: dict[str, Any] = {"id": new_id(), "operation": operation}
         context = _request.get()
         if context is not None:
@@ -213,7 +242,7 @@ class Recorder:
             event["description"] = description
         raw: Raw = (org_id or self.org_id, time_ns or self.clock(), event)
         if _captures:
-            _capture(raw, self._processors)
+            _capture(raw, self._processors, self._known.catalogue)
             return event["id"]  # type: ignore[no-any-return]
         with self._gate:
             if self.closed:
@@ -287,16 +316,46 @@ def _error(error: str | dict[str, Any] | BaseException) -> dict[str, Any]:
     return error
 
 
-def _capture(raw: Raw, processors: Sequence[Processor]) -> None:
+def _capture(raw: Raw, processors: Sequence[Processor], catalogue: Catalogue | None) -> None:
     item, reason = encode(raw, processors)
     if reason is not None:
         raise RuntimeError(f"a processor failed on event {item[1]}: {reason}")
-    event = orjson.loads(item[2])
-    if raw[0] is not None:
-        event["org_id"] = raw[0]
+    sent = orjson.loads(item[2])
     with _captures_lock:
-        for events in _captures:
-            events.append(event)
+        captures = list(_captures)
+    stored: dict[str, Any] | None = None
+    for capture in captures:
+        if not capture.validate:
+            event = dict(sent)
+            if raw[0] is not None:
+                event["org_id"] = raw[0]
+        else:
+            if stored is None:
+                stored = _as_stored(sent, raw, capture.catalogue or catalogue)
+            event = dict(stored)
+        with _captures_lock:
+            capture.events.append(event)
+
+
+def _as_stored(sent: dict[str, Any], raw: Raw, catalogue: Catalogue | None) -> dict[str, Any]:
+    # What the log would store: its own validation, defaults and normalisation. The time
+    # limits are measured from the event's own time: a test's fake clock is no error.
+    rules = EventRules(catalogue=catalogue or Catalogue.default())
+    received = datetime.fromtimestamp(raw[1] / 1e9, UTC)
+    parsed = parse_event(sent, org_id=raw[0] or "unnamed", received_at=received, rules=rules)
+    event = parsed.event.to_dict()
+    if raw[0] is None:
+        event["org_id"] = None
+    return event
+
+
+@dataclass(slots=True)
+class Capture:
+    """One ``capture_events`` block: where its events go and how they are shown."""
+
+    events: list[dict[str, Any]]
+    validate: bool = True
+    catalogue: Catalogue | None = None
 
 
 def set_default(recorder: Recorder | None) -> Recorder | None:

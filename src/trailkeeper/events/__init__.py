@@ -8,6 +8,7 @@ from ._catalogue import (
     Operation,
     UnknownOperationError,
     operation_from_config,
+    target_types_from_config,
 )
 from ._limits import DEFAULT_LIMITS, ID_RULE, Limits
 from ._model import (
@@ -64,6 +65,7 @@ __all__ = [
     "leaf_hash",
     "operation_from_config",
     "parse_event",
+    "target_types_from_config",
     "to_micros",
     "uuid7",
 ]

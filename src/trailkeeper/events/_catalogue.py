@@ -2,7 +2,8 @@
 
 Names are part of the public contract. Each Clarifai ``EventType`` has exactly one operation,
 which keeps Clarifai's name, number and description so the Clarifai-compatible API can map both
-ways. Deployments may register operations of their own (see ``Catalogue.register``).
+ways. Deployments may register operations and target types of their own (see
+``Catalogue.register`` and ``Catalogue.register_target_type``).
 """
 
 from __future__ import annotations
@@ -32,8 +33,17 @@ TARGET_TYPES: frozenset[str] = frozenset(
         "invitation",
         "api_key",
         "secret",
+        # AI platforms' own resources (issue #19).
+        "agent",
+        "tool_call",
+        "prompt",
+        "evaluation",
+        "inference_endpoint",
+        "dataset_version",
     }
 )
+
+_TARGET_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,3}")
 
@@ -377,18 +387,27 @@ class UnknownOperationError(ValueError):
 
 @dataclass(slots=True)
 class Catalogue:
-    """The set of operations a deployment accepts: the built-in ones and its own.
+    """The operations and target types a deployment accepts: the built-in ones and its own.
 
     Look-ups are by exact name; ``matching`` also takes a ``resource.*`` prefix pattern.
     """
 
     _by_name: dict[str, Operation] = field(default_factory=dict)
     _by_clarifai_number: dict[int, Operation] = field(default_factory=dict)
+    _target_types: frozenset[str] = TARGET_TYPES
 
     @classmethod
-    def default(cls, extra: Iterable[Operation] = ()) -> Catalogue:
-        """The built-in catalogue, plus ``extra`` operations a deployment registers."""
+    def default(
+        cls, extra: Iterable[Operation] = (), target_types: Iterable[str] = ()
+    ) -> Catalogue:
+        """The built-in catalogue, plus a deployment's own target types and operations.
+
+        Raises:
+            ValueError: as ``register`` and ``register_target_type`` do.
+        """
         catalogue = cls()
+        for name in target_types:
+            catalogue.register_target_type(name)
         for operation in BUILTIN_OPERATIONS:
             catalogue.register(operation)
         for operation in extra:
@@ -409,7 +428,7 @@ class Catalogue:
             )
         if operation.name in self._by_name:
             raise ValueError(f"operation {operation.name!r} is already registered")
-        unknown = [t for t in operation.target_types if t not in TARGET_TYPES]
+        unknown = [t for t in operation.target_types if t not in self._target_types]
         if unknown:
             raise ValueError(f"operation {operation.name!r} names unknown target types {unknown}")
         if operation.clarifai is not None:
@@ -420,6 +439,27 @@ class Catalogue:
         self._by_name[operation.name] = operation
         if operation.clarifai is not None:
             self._by_clarifai_number[operation.clarifai.number] = operation
+
+    def register_target_type(self, name: str) -> None:
+        """Accept targets of type ``name`` (``prompt``, ``agent``, ...) from now on.
+
+        Registering a type already known (built in or registered) does nothing.
+
+        Raises:
+            ValueError: the name is not lower case letters, digits and ``_`` (at most 64,
+                starting with a letter).
+        """
+        if not isinstance(name, str) or not _TARGET_TYPE.fullmatch(name):
+            raise ValueError(
+                f"target type {name!r} must be lower case letters, digits and '_', "
+                "starting with a letter, at most 64 characters"
+            )
+        self._target_types = self._target_types | {name}
+
+    @property
+    def target_types(self) -> frozenset[str]:
+        """Every target type an event may name: the built-in ones and the registered ones."""
+        return self._target_types
 
     def get(self, name: str) -> Operation:
         """The operation called ``name``.
@@ -480,3 +520,14 @@ def operation_from_config(entry: Mapping[str, object]) -> Operation:
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
         raise ValueError(f"operation {name!r}: 'target_types' must be a list of strings")
     return Operation(name=name, description=description, target_types=tuple(targets))
+
+
+def target_types_from_config(entries: object) -> list[str]:
+    """A deployment's own target types from a configuration entry: a list of names.
+
+    Raises:
+        ValueError: not a list of strings.
+    """
+    if not isinstance(entries, list) or not all(isinstance(t, str) for t in entries):
+        raise ValueError("'target_types' must be a list of strings")
+    return list(entries)

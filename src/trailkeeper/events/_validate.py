@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from ._catalogue import TARGET_TYPES, Catalogue, UnknownOperationError
+from ._catalogue import Catalogue, UnknownOperationError
 from ._ip import normalize_ip
 from ._limits import (
     DEFAULT_LIMITS,
@@ -264,7 +264,7 @@ def parse_event(
             c.add("operation", str(exc))
 
     description = _text(raw.get("description"), "description", limits.description, c, True)
-    targets = _parse_targets(raw.get("targets"), limits, c)
+    targets = _parse_targets(raw.get("targets"), rules.catalogue.target_types, limits, c)
 
     success = raw.get("success", True)
     if not isinstance(success, bool):
@@ -597,7 +597,9 @@ def _parse_actor(value: object, limits: Limits, c: _Collector) -> Actor | None:
 _TARGET_FIELDS = frozenset({"type", "id", "name"})
 
 
-def _parse_targets(value: object, limits: Limits, c: _Collector) -> tuple[Target, ...]:
+def _parse_targets(
+    value: object, known: frozenset[str], limits: Limits, c: _Collector
+) -> tuple[Target, ...]:
     if value is None:
         return ()
     if type(value) is list and len(value) <= limits.targets:
@@ -611,7 +613,7 @@ def _parse_targets(value: object, limits: Limits, c: _Collector) -> tuple[Target
             kind, target_id, name = item.get("type"), item.get("id"), item.get("name")
             if (
                 type(kind) is not str
-                or kind not in TARGET_TYPES
+                or kind not in known
                 or type(target_id) is not str
                 or target_id not in _GOOD_IDS
                 or (name is not None and not _plain_text(name, limits.name))
@@ -638,12 +640,12 @@ def _parse_targets(value: object, limits: Limits, c: _Collector) -> tuple[Target
             elif key not in _TARGET_FIELDS:
                 c.add(f"{where}.{_shown(key)}", "is not a target field (type, id, name)")
         kind = item.get("type")
-        if not isinstance(kind, str) or kind not in TARGET_TYPES:
+        if not isinstance(kind, str) or kind not in known:
             shown = "is required" if kind is None else f"{_brief(kind)} is not a target type"
-            c.add(f"{where}.type", f"{shown}; known types: {', '.join(sorted(TARGET_TYPES))}")
+            c.add(f"{where}.type", f"{shown}; known types: {', '.join(sorted(known))}")
         target_id = _ident(item.get("id"), f"{where}.id", c)
         name = _text(item.get("name"), f"{where}.name", limits.name, c, False)
-        if isinstance(kind, str) and kind in TARGET_TYPES and target_id is not None:
+        if isinstance(kind, str) and kind in known and target_id is not None:
             out.append(Target(kind, target_id, name))
     return tuple(out)
 

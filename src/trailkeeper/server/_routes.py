@@ -316,7 +316,8 @@ async def get_event(request: Request, event_id: str, reader: ReadAccess) -> Resp
     "/operations", responses={200: schemas.json_response(schemas.OPERATIONS, "The catalogue")}
 )
 async def operations(request: Request) -> Response:
-    """The operation catalogue, with Clarifai's EventType for each that has one."""
+    """The operation catalogue, with Clarifai's EventType for each that has one, and every
+    target type an event may name (built in and registered by the deployment)."""
     ops = []
     for op in service_of(request).catalogue:
         clarifai = (
@@ -337,7 +338,9 @@ async def operations(request: Request) -> Response:
                 "clarifai": clarifai,
             }
         )
-    return json({"operations": ops})
+    return json(
+        {"operations": ops, "target_types": sorted(service_of(request).catalogue.target_types)}
+    )
 
 
 @router.get("/apps", responses={200: schemas.json_response(schemas.APPS, "Apps"), **_ERRORS})

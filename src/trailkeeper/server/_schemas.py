@@ -88,7 +88,7 @@ PAGE = {
 
 OPERATIONS = {
     "type": "object",
-    "required": ["operations"],
+    "required": ["operations", "target_types"],
     "properties": {
         "operations": {
             "type": "array",
@@ -110,7 +110,8 @@ OPERATIONS = {
                     },
                 },
             },
-        }
+        },
+        "target_types": {"type": "array", "items": _STR},
     },
 }
 
