@@ -195,3 +195,61 @@ def test_every_read_through_the_cli_is_itself_recorded(
     own = run_cli("search", *remote, "operation:audit_log.search", "--format", "jsonl")
     actors = {json.loads(line)["actor"]["name"] for line in own.stdout.splitlines()}
     assert actors == {"cli reader"}
+
+
+def test_tail_says_when_the_server_is_not_there_instead_of_waiting() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    down = run_cli("tail", "--url", url, "--key", "tk_x", timeout=20)
+    assert down.returncode == 2
+    assert f"cannot reach the server at {url}" in down.stderr
+
+
+def test_export_to_a_path_it_cannot_write_is_one_line_not_a_traceback(
+    loaded: tuple[LiveServer, tuple[str, ...]],
+) -> None:
+    _, remote = loaded
+    bad = run_cli("export", *remote, "--output", "/nonexistent/x.csv", "--format", "csv")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "trailkeeper: cannot write /nonexistent/x.csv: No such file or directory"
+    ]
+
+
+def test_keys_list_and_revoke_speak_plainly_about_missing_keys(db: str) -> None:
+    empty = run_cli("keys", "list", "--db", db, "--org", "acme")
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stdout.strip() == "no keys for org acme"
+    unknown = run_cli("keys", "revoke", "--db", db, "--org", "acme", "k_nope")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "trailkeeper: org 'acme' has no key 'k_nope'"
+
+
+def test_since_and_until_take_spans_as_the_query_does(
+    loaded: tuple[LiveServer, tuple[str, ...]],
+) -> None:
+    _, remote = loaded
+    recent = run_cli("search", *remote, "operation:model.*", "--since", "7d", "--format", "jsonl")
+    assert recent.returncode == 0, recent.stderr
+    assert [json.loads(line)["operation"] for line in recent.stdout.splitlines()] == [
+        "model.create"
+    ]
+    older = run_cli("search", *remote, "--until", "7d", "--format", "jsonl")
+    assert (older.returncode, older.stdout) == (0, "")
+    bad = run_cli("search", *remote, "--since", "7x")
+    assert bad.returncode == 2
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert "--since: '7x' is not a date" in bad.stderr
+
+
+def test_a_value_after_a_switch_is_refused_not_searched_for(
+    loaded: tuple[LiveServer, tuple[str, ...]],
+) -> None:
+    _, remote = loaded
+    for value in ("true", "false", "True"):
+        stray = run_cli("search", *remote, "--failed", value)
+        assert stray.returncode == 2
+        assert "--failed is a switch and takes no value: write --failed alone" in stray.stderr
+        assert stray.stdout == ""
+    # After "--" a word is the query's, even "true".
+    text = run_cli("search", *remote, "--failed", "--format", "jsonl", "--", "true")
+    assert text.returncode == 0, text.stderr

@@ -228,6 +228,8 @@ def keys_list(org: Org, db: Db = None) -> None:
     """The org's keys, revoked ones included."""
     with _service(db) as service:
         found = service.keys.list(org)
+    if not found:
+        print(f"no keys for org {org}")
     for key in found:
         state = "revoked" if key.revoked_at else "active"
         apps = ",".join(key.apps) or "all apps"

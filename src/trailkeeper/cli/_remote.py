@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from itertools import islice
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import typer
 
@@ -44,6 +44,23 @@ def _repeat(help: str) -> Any:
     return typer.Option(help=f"{help} Repeatable.", show_default=False)
 
 
+_WHEN = "a date, an RFC 3339 date-time or a span back (7d, 12h), as in the query."
+
+
+def _time(value: str | None, flag: str) -> str | None:
+    """``--since``/``--until`` read by the query language's rules (``since:7d`` there)."""
+    from datetime import UTC, datetime
+
+    from ..query import parse_time
+
+    if value is None:
+        return None
+    try:
+        return parse_time(value, datetime.now(UTC)).isoformat()
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"{flag}: {exc}") from None
+
+
 @contextmanager
 def _client(url: str, key: str | None) -> Iterator[Any]:
     import httpx
@@ -70,8 +87,8 @@ def search(
     request: Annotated[list[str] | None, _repeat("Request id.")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only failures.")] = False,
     succeeded: Annotated[bool, typer.Option("--succeeded", help="Only successes.")] = False,
-    since: Annotated[str | None, typer.Option(help="Inclusive (RFC 3339).")] = None,
-    until: Annotated[str | None, typer.Option(help="Exclusive (RFC 3339).")] = None,
+    since: Annotated[str | None, typer.Option(help=f"Inclusive: {_WHEN}")] = None,
+    until: Annotated[str | None, typer.Option(help=f"Exclusive: {_WHEN}")] = None,
     order: Annotated[str, typer.Option(help="desc (newest first) or asc.")] = "desc",
     limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="Events to show.")] = 50,
     format: Annotated[Format, typer.Option(help="How to print them.")] = Format.table,
@@ -86,7 +103,8 @@ def search(
     filters = {
         "q": query, "operation": operation, "actor": actor, "target": target, "app": app_,
         "source_ip": ip, "request_id": request, "success": False if failed else True if succeeded
-        else None, "since": since, "until": until, "order": order,
+        else None, "since": _time(since, "--since"), "until": _time(until, "--until"),
+        "order": order,
     }  # fmt: skip
     with _client(url, key) as client:
         found = list(islice(client.events.list(page_size=min(limit, 1000), **filters), limit))
@@ -109,6 +127,9 @@ def tail(
     """Follow new events in seq order (late arrivals with an old time included)."""
     out = _render.console()
     with _client(url, key) as client:
+        # The stream reconnects when it drops, so a server that was never there would be
+        # waited for in silence: one plain request first says whether it is there at all.
+        client.operations()
         events = client.events.tail(backlog=last, q=query)
         for number, event in enumerate(islice(events, count), 1):
             if format is Format.table:
@@ -136,26 +157,29 @@ def export(
 
     if format not in ("csv", "jsonl"):
         raise typer.BadParameter("csv or jsonl", param_hint="--format")
-    with _client(url, key) as client:
+    target: BinaryIO | None = None
+    if output != "-":
+        try:  # before the server is asked anything: a typo in the path is the likelier mistake
+            target = Path(output).open("wb")  # noqa: SIM115  (closed by the with below)
+        except OSError as exc:
+            raise ValueError(f"cannot write {output}: {exc.strerror or exc}") from None
+    with target or nullcontext() as out, _client(url, key) as client:
         chunks = client.events.export(format, q=query)
-        if output == "-":
+        if out is None:
             for chunk in chunks:
                 sys.stdout.buffer.write(chunk)
             return
         # The total for the bar: the day counts of the same filter (one small request).
         total = sum(b["events"] for b in client.activity(bucket="day", q=query))
         written = 0
-        with (
-            Path(output).open("wb") as out,
-            Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                transient=not sys.stderr.isatty(),
-                console=Console(stderr=True),
-            ) as progress,
-        ):
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=not sys.stderr.isatty(),
+            console=Console(stderr=True),
+        ) as progress:
             task = progress.add_task("exporting", total=total or None)
             for chunk in chunks:
                 out.write(chunk)
