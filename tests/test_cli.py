@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LiveServer, free_port, run_cli
+from conftest import LiveServer, free_port, new_key, run_cli
 from trailkeeper.client import Client
 from trailkeeper.events import BUILTIN_OPERATIONS
 
@@ -253,3 +253,26 @@ def test_a_value_after_a_switch_is_refused_not_searched_for(
     # After "--" a word is the query's, even "true".
     text = run_cli("search", *remote, "--failed", "--format", "jsonl", "--", "true")
     assert text.returncode == 0, text.stderr
+
+
+def test_keys_list_has_a_header_dates_and_each_keys_state(db: str) -> None:
+    first = new_key(db, "--org", "acme", "--scope", "events:read", "--name", "reader")
+    new_key(db, "--org", "acme", "--scope", "events:write", "--expires", "90d")
+    listed = run_cli("keys", "list", "--db", db, "--org", "acme")
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == ["ID", "STATE", "CREATED", "(UTC)", "EXPIRES", "(UTC)", "SCOPES",
+                              "APPS", "NAME"]  # fmt: skip
+    assert len(rows) == 2
+    assert [row.split()[1] for row in rows] == ["active", "active"]
+    assert " - " in rows[0]  # no expiry
+    assert rows[0].endswith("reader")
+    key_id = first.split("_")[1]
+    revoked = run_cli("keys", "revoke", "--db", db, "--org", "acme", key_id)
+    assert revoked.stdout.strip() == f"revoked {key_id}"
+    again = run_cli("keys", "revoke", "--db", db, "--org", "acme", key_id)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"key {key_id} was already revoked at ")
+    assert len(again.stdout.splitlines()) == 1
+    states = run_cli("keys", "list", "--db", db, "--org", "acme").stdout.splitlines()[1:]
+    assert [row.split()[1] for row in states] == ["revoked", "active"]

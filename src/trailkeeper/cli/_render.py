@@ -31,6 +31,12 @@ def console() -> Console:
     return Console(width=None if sys.stdout.isatty() else 200, soft_wrap=False)
 
 
+def aligned(rows: Sequence[Sequence[str]], gap: str = "  ") -> list[str]:
+    """Rows as lines of space-padded columns, each as wide as its widest cell."""
+    widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]))]
+    return [gap.join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
 def _when(event: dict[str, Any]) -> str:
     when = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
     return when.strftime("%Y-%m-%d %H:%M:%S")
