@@ -5,6 +5,7 @@ operations. The server and key come from ``--url`` / ``--key`` or ``TRAILKEEPER_
 
 from __future__ import annotations
 
+import enum
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -20,15 +21,25 @@ from ._render import Format
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
+
+class CatalogueFormat(enum.StrEnum):
+    """``operations`` has no CSV: it lists operations, not events."""
+
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+
+
 Url = Annotated[
     str,
-    typer.Option("--url", envvar="TRAILKEEPER_URL", help="The Trailkeeper server."),
+    typer.Option("--url", envvar="TRAILKEEPER_URL", metavar="URL", help="The Trailkeeper server."),
 ]
 Key = Annotated[
     str,
     typer.Option(
         "--key",
         envvar="TRAILKEEPER_KEY",
+        metavar="KEY",
         help="A read key's secret (tk_...).",
         show_default=False,
         show_envvar=True,
@@ -36,12 +47,19 @@ Key = Annotated[
 ]
 Query = Annotated[
     str | None,
-    typer.Argument(help="The query language, e.g. 'operation:model.* status:failure since:7d'."),
+    typer.Argument(
+        metavar="QUERY",
+        help="The query language, e.g. 'operation:model.* status:failure since:7d'.",
+    ),
 ]
 
 
-def _repeat(help: str) -> Any:
-    return typer.Option(help=f"{help} Repeatable.", show_default=False)
+def _repeat(metavar: str, help: str) -> Any:
+    return typer.Option(metavar=metavar, help=f"{help} Repeatable.", show_default=False)
+
+
+def _switch(name: str, help: str) -> Any:
+    return typer.Option(name, metavar="", help=help)  # no "<bool>": a switch takes no value
 
 
 _WHEN = "a date, an RFC 3339 date-time or a span back (7d, 12h), as in the query."
@@ -79,18 +97,24 @@ def _client(url: str, key: str | None) -> Iterator[Any]:
 @app.command()
 def search(
     query: Query = None,
-    operation: Annotated[list[str] | None, _repeat("Name or resource.* pattern.")] = None,
-    actor: Annotated[list[str] | None, _repeat("Actor id.")] = None,
-    target: Annotated[list[str] | None, _repeat("type:id or a bare id.")] = None,
-    app_: Annotated[list[str] | None, typer.Option("--app", help="App id. Repeatable.")] = None,
-    ip: Annotated[list[str] | None, _repeat("IP address or CIDR network.")] = None,
-    request: Annotated[list[str] | None, _repeat("Request id.")] = None,
-    failed: Annotated[bool, typer.Option("--failed", help="Only failures.")] = False,
-    succeeded: Annotated[bool, typer.Option("--succeeded", help="Only successes.")] = False,
-    since: Annotated[str | None, typer.Option(help=f"Inclusive: {_WHEN}")] = None,
-    until: Annotated[str | None, typer.Option(help=f"Exclusive: {_WHEN}")] = None,
-    order: Annotated[str, typer.Option(help="desc (newest first) or asc.")] = "desc",
-    limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="Events to show.")] = 50,
+    operation: Annotated[list[str] | None, _repeat("NAME", "Name or resource.* pattern.")] = None,
+    actor: Annotated[list[str] | None, _repeat("ID", "Actor id.")] = None,
+    target: Annotated[list[str] | None, _repeat("TYPE:ID", "type:id or a bare id.")] = None,
+    app_: Annotated[
+        list[str] | None, typer.Option("--app", metavar="ID", help="App id. Repeatable.")
+    ] = None,
+    ip: Annotated[list[str] | None, _repeat("IP|CIDR", "IP address or CIDR network.")] = None,
+    request: Annotated[list[str] | None, _repeat("ID", "Request id.")] = None,
+    failed: Annotated[bool, _switch("--failed", "Only failures.")] = False,
+    succeeded: Annotated[bool, _switch("--succeeded", "Only successes.")] = False,
+    since: Annotated[str | None, typer.Option(metavar="WHEN", help=f"Inclusive: {_WHEN}")] = None,
+    until: Annotated[str | None, typer.Option(metavar="WHEN", help=f"Exclusive: {_WHEN}")] = None,
+    order: Annotated[
+        str, typer.Option(metavar="desc|asc", help="desc (newest first) or asc.")
+    ] = "desc",
+    limit: Annotated[
+        int, typer.Option(min=1, max=1_000_000, metavar="N", help="Events to show.")
+    ] = 50,
     format: Annotated[Format, typer.Option(help="How to print them.")] = Format.table,
     url: Url = DEFAULT_URL,
     key: Key = "",
@@ -115,10 +139,12 @@ def search(
 def tail(
     query: Query = None,
     last: Annotated[
-        int, typer.Option(min=0, max=1000, help="Start with the matches among the last N.")
+        int,
+        typer.Option(min=0, max=1000, metavar="N", help="Start with the matches among the last N."),
     ] = 10,
     count: Annotated[
-        int | None, typer.Option(min=1, help="Stop after N events (default: follow forever).")
+        int | None,
+        typer.Option(min=1, metavar="N", help="Stop after N events (default: follow forever)."),
     ] = None,
     format: Annotated[Format, typer.Option(help="How to print each event.")] = Format.table,
     url: Url = DEFAULT_URL,
@@ -133,9 +159,10 @@ def tail(
         events = client.events.tail(backlog=last, q=query)
         for number, event in enumerate(islice(events, count), 1):
             if format is Format.table:
-                cells = _render.row(event)
-                style = "" if cells[-1] == "ok" else "bold red"
-                out.print("  ".join(c for c in cells if c), style=style, highlight=False)
+                _render.print_rows(
+                    out, [_render.row(event)], header=None, give=_render.GIVE,
+                    widths=_render.TAIL_WIDTHS, failed=[_render.failed(event)],
+                )  # fmt: skip
             else:
                 _render.write([event], format, header=number == 1)
             sys.stdout.flush()
@@ -144,9 +171,10 @@ def tail(
 @app.command()
 def export(
     query: Query = None,
-    format: Annotated[str, typer.Option(help="csv or jsonl.")] = "jsonl",
+    format: Annotated[str, typer.Option(metavar="csv|jsonl", help="csv or jsonl.")] = "jsonl",
     output: Annotated[
-        str, typer.Option(help="A file, or - for standard output (no progress bar).")
+        str,
+        typer.Option(metavar="FILE", help="A file, or - for standard output (no progress bar)."),
     ] = "-",
     url: Url = DEFAULT_URL,
     key: Key = "",
@@ -191,27 +219,23 @@ def export(
 
 @app.command()
 def operations(
-    format: Annotated[Format, typer.Option(help="table or json.")] = Format.table,
+    format: Annotated[CatalogueFormat, typer.Option(help="How to print it.")] = (
+        CatalogueFormat.table
+    ),
     url: Url = DEFAULT_URL,
 ) -> None:
     """The server's operation catalogue, with Clarifai's EventType for each that has one."""
-    from rich.table import Table
-
     with _client(url, None) as client:
         ops = client.operations()
-    if format in (Format.json, Format.jsonl):
-        _render.write(ops, format)
+    if format is not CatalogueFormat.table:
+        _render.write(ops, Format(format.value))
         return
-    if format is Format.csv:
-        raise typer.BadParameter("table, json or jsonl", param_hint="--format")
-    grid = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("OPERATION", "DESCRIPTION", "CLARIFAI EVENT TYPE"):
-        grid.add_column(name)
+    rows = []
     for op in ops:
         clarifai = op.get("clarifai")
-        grid.add_row(
-            op["name"],
-            op["description"],
+        rows.append([
+            op["name"], op["description"],
             f"{clarifai['name']} = {clarifai['number']}" if clarifai else "-",
-        )
-    _render.console().print(grid)
+        ])  # fmt: skip
+    header = ("OPERATION", "DESCRIPTION", "CLARIFAI EVENT TYPE")
+    _render.print_rows(_render.console(), rows, header=header, give={1: 20, 2: 16, 0: 24})
