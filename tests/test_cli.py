@@ -276,3 +276,43 @@ def test_keys_list_has_a_header_dates_and_each_keys_state(db: str) -> None:
     assert len(again.stdout.splitlines()) == 1
     states = run_cli("keys", "list", "--db", db, "--org", "acme").stdout.splitlines()[1:]
     assert [row.split()[1] for row in states] == ["revoked", "active"]
+
+
+def test_search_hides_the_logs_own_reads_unless_asked(
+    loaded: tuple[LiveServer, tuple[str, ...]],
+) -> None:
+    _, remote = loaded
+    run_cli("search", *remote, "--format", "jsonl")
+    time.sleep(0.5)  # reads are recorded in the background, within 200 ms
+    again = run_cli("search", *remote, "--format", "jsonl")
+    shown = [json.loads(line)["operation"] for line in again.stdout.splitlines()]
+    assert shown[:2] == ["team.create", "model.create"]
+    assert "audit_log.key.create" in shown  # what the log records of itself, but reads, shows
+    assert not {"audit_log.search", "audit_log.stream", "audit_log.export"} & set(shown)
+    own = run_cli("search", *remote, "--include-own-reads", "--format", "jsonl")
+    assert "audit_log.search" in {json.loads(line)["operation"] for line in own.stdout.splitlines()}
+
+
+def test_tail_does_not_show_its_own_stream_opening(
+    loaded: tuple[LiveServer, tuple[str, ...]],
+) -> None:
+    server, remote = loaded
+    writer = server.key("--org", "acme", "--scope", "events:write")  # before: its creation shows
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "trailkeeper.cli", "tail", *remote, "--last", "0",
+         "--count", "1", "--format", "jsonl"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert tail.stdout is not None
+    assert tail.stderr is not None
+    try:
+        time.sleep(1.5)  # the stream is open and its opening recorded by now
+        with Client(server.url, writer) as producer:
+            producer.record("model.delete", actor="zoe")
+        assert json.loads(tail.stdout.readline())["operation"] == "model.delete"
+        assert tail.wait(timeout=30) == 0
+    finally:
+        tail.kill()
+        tail.wait()
+        tail.stdout.close()
+        tail.stderr.close()

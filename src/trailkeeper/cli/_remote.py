@@ -54,6 +54,28 @@ Query = Annotated[
 ]
 
 
+OwnReads = Annotated[
+    bool,
+    typer.Option(
+        "--include-own-reads",
+        metavar="",
+        help="Also show the log's own reads (audit_log.search, .export, .stream), "
+        "this command's among them.",
+    ),
+]
+
+#: The log's own reads, hidden unless asked for, as the console hides them: each search,
+#: export and tail is one, so they would crowd out what the log is kept for.
+OWN_READS = "-operation:audit_log.search -operation:audit_log.export -operation:audit_log.stream"
+
+
+def _without_own_reads(query: str | None, include: bool, *named: str) -> str | None:
+    # A query that names audit_log operations asks for them, and gets what it asks.
+    if include or any("audit_log" in text for text in (query or "", *named)):
+        return query
+    return f"{query or ''} {OWN_READS}".strip()
+
+
 def _repeat(metavar: str, help: str) -> Any:
     return typer.Option(metavar=metavar, help=f"{help} Repeatable.", show_default=False)
 
@@ -116,6 +138,7 @@ def search(
         int, typer.Option(min=1, max=1_000_000, metavar="N", help="Events to show.")
     ] = 50,
     format: Annotated[Format, typer.Option(help="How to print them.")] = Format.table,
+    include_own_reads: OwnReads = False,
     url: Url = DEFAULT_URL,
     key: Key = "",
 ) -> None:
@@ -124,8 +147,9 @@ def search(
         raise typer.BadParameter("--failed and --succeeded exclude each other")
     if order not in ("desc", "asc"):
         raise typer.BadParameter("desc or asc", param_hint="--order")
+    q = _without_own_reads(query, include_own_reads, *(operation or []))
     filters = {
-        "q": query, "operation": operation, "actor": actor, "target": target, "app": app_,
+        "q": q, "operation": operation, "actor": actor, "target": target, "app": app_,
         "source_ip": ip, "request_id": request, "success": False if failed else True if succeeded
         else None, "since": _time(since, "--since"), "until": _time(until, "--until"),
         "order": order,
@@ -147,6 +171,7 @@ def tail(
         typer.Option(min=1, metavar="N", help="Stop after N events (default: follow forever)."),
     ] = None,
     format: Annotated[Format, typer.Option(help="How to print each event.")] = Format.table,
+    include_own_reads: OwnReads = False,
     url: Url = DEFAULT_URL,
     key: Key = "",
 ) -> None:
@@ -156,7 +181,7 @@ def tail(
         # The stream reconnects when it drops, so a server that was never there would be
         # waited for in silence: one plain request first says whether it is there at all.
         client.operations()
-        events = client.events.tail(backlog=last, q=query)
+        events = client.events.tail(backlog=last, q=_without_own_reads(query, include_own_reads))
         for number, event in enumerate(islice(events, count), 1):
             if format is Format.table:
                 _render.print_rows(
