@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LiveServer, free_port, run_cli
+from conftest import LiveServer, free_port, new_key, run_cli
 from trailkeeper.client import Client
 from trailkeeper.events import BUILTIN_OPERATIONS
 
@@ -195,3 +195,124 @@ def test_every_read_through_the_cli_is_itself_recorded(
     own = run_cli("search", *remote, "operation:audit_log.search", "--format", "jsonl")
     actors = {json.loads(line)["actor"]["name"] for line in own.stdout.splitlines()}
     assert actors == {"cli reader"}
+
+
+def test_tail_says_when_the_server_is_not_there_instead_of_waiting() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    down = run_cli("tail", "--url", url, "--key", "tk_x", timeout=20)
+    assert down.returncode == 2
+    assert f"cannot reach the server at {url}" in down.stderr
+
+
+def test_export_to_a_path_it_cannot_write_is_one_line_not_a_traceback(
+    loaded: tuple[LiveServer, tuple[str, ...]],
+) -> None:
+    _, remote = loaded
+    bad = run_cli("export", *remote, "--output", "/nonexistent/x.csv", "--format", "csv")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "trailkeeper: cannot write /nonexistent/x.csv: No such file or directory"
+    ]
+
+
+def test_keys_list_and_revoke_speak_plainly_about_missing_keys(db: str) -> None:
+    empty = run_cli("keys", "list", "--db", db, "--org", "acme")
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stdout.strip() == "no keys for org acme"
+    unknown = run_cli("keys", "revoke", "--db", db, "--org", "acme", "k_nope")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "trailkeeper: org 'acme' has no key 'k_nope'"
+
+
+def test_since_and_until_take_spans_as_the_query_does(
+    loaded: tuple[LiveServer, tuple[str, ...]],
+) -> None:
+    _, remote = loaded
+    recent = run_cli("search", *remote, "operation:model.*", "--since", "7d", "--format", "jsonl")
+    assert recent.returncode == 0, recent.stderr
+    assert [json.loads(line)["operation"] for line in recent.stdout.splitlines()] == [
+        "model.create"
+    ]
+    older = run_cli("search", *remote, "--until", "7d", "--format", "jsonl")
+    assert (older.returncode, older.stdout) == (0, "")
+    bad = run_cli("search", *remote, "--since", "7x")
+    assert bad.returncode == 2
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert "--since: '7x' is not a date" in bad.stderr
+
+
+def test_a_value_after_a_switch_is_refused_not_searched_for(
+    loaded: tuple[LiveServer, tuple[str, ...]],
+) -> None:
+    _, remote = loaded
+    for value in ("true", "false", "True"):
+        stray = run_cli("search", *remote, "--failed", value)
+        assert stray.returncode == 2
+        assert "--failed is a switch and takes no value: write --failed alone" in stray.stderr
+        assert stray.stdout == ""
+    # After "--" a word is the query's, even "true".
+    text = run_cli("search", *remote, "--failed", "--format", "jsonl", "--", "true")
+    assert text.returncode == 0, text.stderr
+
+
+def test_keys_list_has_a_header_dates_and_each_keys_state(db: str) -> None:
+    first = new_key(db, "--org", "acme", "--scope", "events:read", "--name", "reader")
+    new_key(db, "--org", "acme", "--scope", "events:write", "--expires", "90d")
+    listed = run_cli("keys", "list", "--db", db, "--org", "acme")
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == ["ID", "STATE", "CREATED", "(UTC)", "EXPIRES", "(UTC)", "SCOPES",
+                              "APPS", "NAME"]  # fmt: skip
+    assert len(rows) == 2
+    assert [row.split()[1] for row in rows] == ["active", "active"]
+    assert " - " in rows[0]  # no expiry
+    assert rows[0].endswith("reader")
+    key_id = first.split("_")[1]
+    revoked = run_cli("keys", "revoke", "--db", db, "--org", "acme", key_id)
+    assert revoked.stdout.strip() == f"revoked {key_id}"
+    again = run_cli("keys", "revoke", "--db", db, "--org", "acme", key_id)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"key {key_id} was already revoked at ")
+    assert len(again.stdout.splitlines()) == 1
+    states = run_cli("keys", "list", "--db", db, "--org", "acme").stdout.splitlines()[1:]
+    assert [row.split()[1] for row in states] == ["revoked", "active"]
+
+
+def test_search_hides_the_logs_own_reads_unless_asked(
+    loaded: tuple[LiveServer, tuple[str, ...]],
+) -> None:
+    _, remote = loaded
+    run_cli("search", *remote, "--format", "jsonl")
+    time.sleep(0.5)  # reads are recorded in the background, within 200 ms
+    again = run_cli("search", *remote, "--format", "jsonl")
+    shown = [json.loads(line)["operation"] for line in again.stdout.splitlines()]
+    assert shown[:2] == ["team.create", "model.create"]
+    assert "audit_log.key.create" in shown  # what the log records of itself, but reads, shows
+    assert not {"audit_log.search", "audit_log.stream", "audit_log.export"} & set(shown)
+    own = run_cli("search", *remote, "--include-own-reads", "--format", "jsonl")
+    assert "audit_log.search" in {json.loads(line)["operation"] for line in own.stdout.splitlines()}
+
+
+def test_tail_does_not_show_its_own_stream_opening(
+    loaded: tuple[LiveServer, tuple[str, ...]],
+) -> None:
+    server, remote = loaded
+    writer = server.key("--org", "acme", "--scope", "events:write")  # before: its creation shows
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "trailkeeper.cli", "tail", *remote, "--last", "0",
+         "--count", "1", "--format", "jsonl"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert tail.stdout is not None
+    assert tail.stderr is not None
+    try:
+        time.sleep(1.5)  # the stream is open and its opening recorded by now
+        with Client(server.url, writer) as producer:
+            producer.record("model.delete", actor="zoe")
+        assert json.loads(tail.stdout.readline())["operation"] == "model.delete"
+        assert tail.wait(timeout=30) == 0
+    finally:
+        tail.kill()
+        tail.wait()
+        tail.stdout.close()
+        tail.stderr.close()

@@ -6,7 +6,7 @@ import os
 import re
 import sys
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +17,7 @@ from ..config import DEFAULT_DATABASE_URL, Settings
 from ..keys import SCOPES
 from ..service import AuditService
 from ..store import open_store
+from . import _render
 from ._app import app, imports, keys
 
 Db = Annotated[
@@ -223,21 +224,43 @@ def keys_create(
     print(secret)
 
 
+def _at(when: datetime | None) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if when else "-"
+
+
 @keys.command("list")
 def keys_list(org: Org, db: Db = None) -> None:
-    """The org's keys, revoked ones included."""
+    """The org's keys, revoked ones included, oldest first."""
     with _service(db) as service:
         found = service.keys.list(org)
+    if not found:
+        print(f"no keys for org {org}")
+        return
+    now = datetime.now(UTC)
+    rows = [["ID", "STATE", "CREATED (UTC)", "EXPIRES (UTC)", "SCOPES", "APPS", "NAME"]]
     for key in found:
-        state = "revoked" if key.revoked_at else "active"
-        apps = ",".join(key.apps) or "all apps"
-        print(f"{key.id}  {state:8} {','.join(key.scopes):28} {apps:20} {key.name}")
+        if key.revoked_at:
+            state = "revoked"
+        elif key.expires_at and key.expires_at <= now:
+            state = "expired"
+        else:
+            state = "active"
+        rows.append([
+            key.id, state, _at(key.created_at), _at(key.expires_at),
+            ",".join(key.scopes), ",".join(key.apps) or "all", key.name,
+        ])  # fmt: skip
+    for line in _render.aligned(rows):
+        print(line)
 
 
 @keys.command("revoke")
 def keys_revoke(org: Org, key_id: Annotated[str, typer.Argument()], db: Db = None) -> None:
     """Revoke one of the org's keys."""
     with _service(db) as service:
+        before = {key.id: key for key in service.keys.list(org)}.get(key_id)
+        if before is not None and before.revoked_at is not None:
+            print(f"key {key_id} was already revoked at {_at(before.revoked_at)} UTC")
+            return
         key = service.keys.revoke(org, key_id)
     print(f"revoked {key.id}")
 

@@ -5,12 +5,13 @@ operations. The server and key come from ``--url`` / ``--key`` or ``TRAILKEEPER_
 
 from __future__ import annotations
 
+import enum
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from itertools import islice
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import typer
 
@@ -20,15 +21,25 @@ from ._render import Format
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
+
+class CatalogueFormat(enum.StrEnum):
+    """``operations`` has no CSV: it lists operations, not events."""
+
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+
+
 Url = Annotated[
     str,
-    typer.Option("--url", envvar="TRAILKEEPER_URL", help="The Trailkeeper server."),
+    typer.Option("--url", envvar="TRAILKEEPER_URL", metavar="URL", help="The Trailkeeper server."),
 ]
 Key = Annotated[
     str,
     typer.Option(
         "--key",
         envvar="TRAILKEEPER_KEY",
+        metavar="KEY",
         help="A read key's secret (tk_...).",
         show_default=False,
         show_envvar=True,
@@ -36,12 +47,58 @@ Key = Annotated[
 ]
 Query = Annotated[
     str | None,
-    typer.Argument(help="The query language, e.g. 'operation:model.* status:failure since:7d'."),
+    typer.Argument(
+        metavar="QUERY",
+        help="The query language, e.g. 'operation:model.* status:failure since:7d'.",
+    ),
 ]
 
 
-def _repeat(help: str) -> Any:
-    return typer.Option(help=f"{help} Repeatable.", show_default=False)
+OwnReads = Annotated[
+    bool,
+    typer.Option(
+        "--include-own-reads",
+        metavar="",
+        help="Also show the log's own reads (audit_log.search, .export, .stream), "
+        "this command's among them.",
+    ),
+]
+
+#: The log's own reads, hidden unless asked for, as the console hides them: each search,
+#: export and tail is one, so they would crowd out what the log is kept for.
+OWN_READS = "-operation:audit_log.search -operation:audit_log.export -operation:audit_log.stream"
+
+
+def _without_own_reads(query: str | None, include: bool, *named: str) -> str | None:
+    # A query that names audit_log operations asks for them, and gets what it asks.
+    if include or any("audit_log" in text for text in (query or "", *named)):
+        return query
+    return f"{query or ''} {OWN_READS}".strip()
+
+
+def _repeat(metavar: str, help: str) -> Any:
+    return typer.Option(metavar=metavar, help=f"{help} Repeatable.", show_default=False)
+
+
+def _switch(name: str, help: str) -> Any:
+    return typer.Option(name, metavar="", help=help)  # no "<bool>": a switch takes no value
+
+
+_WHEN = "a date, an RFC 3339 date-time or a span back (7d, 12h), as in the query."
+
+
+def _time(value: str | None, flag: str) -> str | None:
+    """``--since``/``--until`` read by the query language's rules (``since:7d`` there)."""
+    from datetime import UTC, datetime
+
+    from ..query import parse_time
+
+    if value is None:
+        return None
+    try:
+        return parse_time(value, datetime.now(UTC)).isoformat()
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"{flag}: {exc}") from None
 
 
 @contextmanager
@@ -62,19 +119,26 @@ def _client(url: str, key: str | None) -> Iterator[Any]:
 @app.command()
 def search(
     query: Query = None,
-    operation: Annotated[list[str] | None, _repeat("Name or resource.* pattern.")] = None,
-    actor: Annotated[list[str] | None, _repeat("Actor id.")] = None,
-    target: Annotated[list[str] | None, _repeat("type:id or a bare id.")] = None,
-    app_: Annotated[list[str] | None, typer.Option("--app", help="App id. Repeatable.")] = None,
-    ip: Annotated[list[str] | None, _repeat("IP address or CIDR network.")] = None,
-    request: Annotated[list[str] | None, _repeat("Request id.")] = None,
-    failed: Annotated[bool, typer.Option("--failed", help="Only failures.")] = False,
-    succeeded: Annotated[bool, typer.Option("--succeeded", help="Only successes.")] = False,
-    since: Annotated[str | None, typer.Option(help="Inclusive (RFC 3339).")] = None,
-    until: Annotated[str | None, typer.Option(help="Exclusive (RFC 3339).")] = None,
-    order: Annotated[str, typer.Option(help="desc (newest first) or asc.")] = "desc",
-    limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="Events to show.")] = 50,
+    operation: Annotated[list[str] | None, _repeat("NAME", "Name or resource.* pattern.")] = None,
+    actor: Annotated[list[str] | None, _repeat("ID", "Actor id.")] = None,
+    target: Annotated[list[str] | None, _repeat("TYPE:ID", "type:id or a bare id.")] = None,
+    app_: Annotated[
+        list[str] | None, typer.Option("--app", metavar="ID", help="App id. Repeatable.")
+    ] = None,
+    ip: Annotated[list[str] | None, _repeat("IP|CIDR", "IP address or CIDR network.")] = None,
+    request: Annotated[list[str] | None, _repeat("ID", "Request id.")] = None,
+    failed: Annotated[bool, _switch("--failed", "Only failures.")] = False,
+    succeeded: Annotated[bool, _switch("--succeeded", "Only successes.")] = False,
+    since: Annotated[str | None, typer.Option(metavar="WHEN", help=f"Inclusive: {_WHEN}")] = None,
+    until: Annotated[str | None, typer.Option(metavar="WHEN", help=f"Exclusive: {_WHEN}")] = None,
+    order: Annotated[
+        str, typer.Option(metavar="desc|asc", help="desc (newest first) or asc.")
+    ] = "desc",
+    limit: Annotated[
+        int, typer.Option(min=1, max=1_000_000, metavar="N", help="Events to show.")
+    ] = 50,
     format: Annotated[Format, typer.Option(help="How to print them.")] = Format.table,
+    include_own_reads: OwnReads = False,
     url: Url = DEFAULT_URL,
     key: Key = "",
 ) -> None:
@@ -83,10 +147,12 @@ def search(
         raise typer.BadParameter("--failed and --succeeded exclude each other")
     if order not in ("desc", "asc"):
         raise typer.BadParameter("desc or asc", param_hint="--order")
+    q = _without_own_reads(query, include_own_reads, *(operation or []))
     filters = {
-        "q": query, "operation": operation, "actor": actor, "target": target, "app": app_,
+        "q": q, "operation": operation, "actor": actor, "target": target, "app": app_,
         "source_ip": ip, "request_id": request, "success": False if failed else True if succeeded
-        else None, "since": since, "until": until, "order": order,
+        else None, "since": _time(since, "--since"), "until": _time(until, "--until"),
+        "order": order,
     }  # fmt: skip
     with _client(url, key) as client:
         found = list(islice(client.events.list(page_size=min(limit, 1000), **filters), limit))
@@ -97,24 +163,31 @@ def search(
 def tail(
     query: Query = None,
     last: Annotated[
-        int, typer.Option(min=0, max=1000, help="Start with the matches among the last N.")
+        int,
+        typer.Option(min=0, max=1000, metavar="N", help="Start with the matches among the last N."),
     ] = 10,
     count: Annotated[
-        int | None, typer.Option(min=1, help="Stop after N events (default: follow forever).")
+        int | None,
+        typer.Option(min=1, metavar="N", help="Stop after N events (default: follow forever)."),
     ] = None,
     format: Annotated[Format, typer.Option(help="How to print each event.")] = Format.table,
+    include_own_reads: OwnReads = False,
     url: Url = DEFAULT_URL,
     key: Key = "",
 ) -> None:
     """Follow new events in seq order (late arrivals with an old time included)."""
     out = _render.console()
     with _client(url, key) as client:
-        events = client.events.tail(backlog=last, q=query)
+        # The stream reconnects when it drops, so a server that was never there would be
+        # waited for in silence: one plain request first says whether it is there at all.
+        client.operations()
+        events = client.events.tail(backlog=last, q=_without_own_reads(query, include_own_reads))
         for number, event in enumerate(islice(events, count), 1):
             if format is Format.table:
-                cells = _render.row(event)
-                style = "" if cells[-1] == "ok" else "bold red"
-                out.print("  ".join(c for c in cells if c), style=style, highlight=False)
+                _render.print_rows(
+                    out, [_render.row(event)], header=None, give=_render.GIVE,
+                    widths=_render.TAIL_WIDTHS, failed=[_render.failed(event)],
+                )  # fmt: skip
             else:
                 _render.write([event], format, header=number == 1)
             sys.stdout.flush()
@@ -123,9 +196,10 @@ def tail(
 @app.command()
 def export(
     query: Query = None,
-    format: Annotated[str, typer.Option(help="csv or jsonl.")] = "jsonl",
+    format: Annotated[str, typer.Option(metavar="csv|jsonl", help="csv or jsonl.")] = "jsonl",
     output: Annotated[
-        str, typer.Option(help="A file, or - for standard output (no progress bar).")
+        str,
+        typer.Option(metavar="FILE", help="A file, or - for standard output (no progress bar)."),
     ] = "-",
     url: Url = DEFAULT_URL,
     key: Key = "",
@@ -136,26 +210,29 @@ def export(
 
     if format not in ("csv", "jsonl"):
         raise typer.BadParameter("csv or jsonl", param_hint="--format")
-    with _client(url, key) as client:
+    target: BinaryIO | None = None
+    if output != "-":
+        try:  # before the server is asked anything: a typo in the path is the likelier mistake
+            target = Path(output).open("wb")  # noqa: SIM115  (closed by the with below)
+        except OSError as exc:
+            raise ValueError(f"cannot write {output}: {exc.strerror or exc}") from None
+    with target or nullcontext() as out, _client(url, key) as client:
         chunks = client.events.export(format, q=query)
-        if output == "-":
+        if out is None:
             for chunk in chunks:
                 sys.stdout.buffer.write(chunk)
             return
         # The total for the bar: the day counts of the same filter (one small request).
         total = sum(b["events"] for b in client.activity(bucket="day", q=query))
         written = 0
-        with (
-            Path(output).open("wb") as out,
-            Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                transient=not sys.stderr.isatty(),
-                console=Console(stderr=True),
-            ) as progress,
-        ):
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=not sys.stderr.isatty(),
+            console=Console(stderr=True),
+        ) as progress:
             task = progress.add_task("exporting", total=total or None)
             for chunk in chunks:
                 out.write(chunk)
@@ -167,27 +244,23 @@ def export(
 
 @app.command()
 def operations(
-    format: Annotated[Format, typer.Option(help="table or json.")] = Format.table,
+    format: Annotated[CatalogueFormat, typer.Option(help="How to print it.")] = (
+        CatalogueFormat.table
+    ),
     url: Url = DEFAULT_URL,
 ) -> None:
     """The server's operation catalogue, with Clarifai's EventType for each that has one."""
-    from rich.table import Table
-
     with _client(url, None) as client:
         ops = client.operations()
-    if format in (Format.json, Format.jsonl):
-        _render.write(ops, format)
+    if format is not CatalogueFormat.table:
+        _render.write(ops, Format(format.value))
         return
-    if format is Format.csv:
-        raise typer.BadParameter("table, json or jsonl", param_hint="--format")
-    grid = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("OPERATION", "DESCRIPTION", "CLARIFAI EVENT TYPE"):
-        grid.add_column(name)
+    rows = []
     for op in ops:
         clarifai = op.get("clarifai")
-        grid.add_row(
-            op["name"],
-            op["description"],
+        rows.append([
+            op["name"], op["description"],
             f"{clarifai['name']} = {clarifai['number']}" if clarifai else "-",
-        )
-    _render.console().print(grid)
+        ])  # fmt: skip
+    header = ("OPERATION", "DESCRIPTION", "CLARIFAI EVENT TYPE")
+    _render.print_rows(_render.console(), rows, header=header, give={1: 20, 2: 16, 0: 24})
