@@ -424,3 +424,26 @@ class _SyncOverAsync(httpx.BaseTransport):
             return httpx.Response(response.status_code, headers=response.headers, content=body)
 
         return asyncio.run(send())
+
+
+def test_an_async_search_can_be_closed_early_with_aclosing(
+    service: AuditService,
+    http: Callable[[str | None], ASGIClient],
+    writer: str,
+    reader: str,
+    make_event: MakeEvent,
+) -> None:
+    import contextlib
+
+    app = create_app(service)
+    assert post(http(writer), [make_event(), make_event()]).status_code == 202
+
+    async def run() -> list[Any]:
+        transport = httpx.ASGITransport(app=app)
+        async with AsyncClient("http://t", reader, transport=transport) as tk:
+            events = tk.events.search("", page_size=1)
+            async with contextlib.aclosing(events):
+                first = [await anext(aiter(events))]
+            return first + [e async for e in events]  # closed: nothing more is fetched
+
+    assert len(asyncio.run(run())) == 1

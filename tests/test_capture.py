@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -537,7 +538,13 @@ def test_a_recorder_checks_names_against_the_servers_catalogue(tmp_path: Path) -
             strict=True,
         ) as recorder,
     ):
+        started = time.monotonic()
         recorder.record("ticket.close", actor="ana", targets=[{"type": "ticket", "id": "t"}])
+        assert time.monotonic() - started < 0.05  # the fetch is in the background
+        deadline = time.monotonic() + 10
+        while recorder.catalogue is None:
+            assert time.monotonic() < deadline, "the server's catalogue never arrived"
+            time.sleep(0.02)
         with pytest.raises(UnknownOperationError, match=r"'ticket\.clos'"):
             recorder.record("ticket.clos", actor="ana")
         assert recorder.flush(10)

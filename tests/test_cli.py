@@ -215,6 +215,23 @@ def test_export_to_a_path_it_cannot_write_is_one_line_not_a_traceback(
     ]
 
 
+def test_a_failed_export_leaves_an_existing_file_as_it_was(
+    loaded: tuple[LiveServer, tuple[str, ...]], tmp_path: Path
+) -> None:
+    _, remote = loaded
+    (tmp_path / "exports").mkdir()
+    kept = tmp_path / "exports" / "backup.jsonl"
+    kept.write_bytes(b"precious line 1\n")
+    bad_query = run_cli("export", "bogus:thing", *remote, "--output", str(kept))
+    assert bad_query.returncode == 2
+    assert kept.read_bytes() == b"precious line 1\n"
+    assert [p.name for p in kept.parent.iterdir()] == ["backup.jsonl"]  # no partial file left
+    good = run_cli("export", *remote, "--output", str(kept))
+    assert good.returncode == 0, good.stderr
+    assert f"to {kept}" in good.stderr
+    assert kept.read_bytes().count(b"\n") > 1
+
+
 def test_keys_list_and_revoke_speak_plainly_about_missing_keys(db: str) -> None:
     empty = run_cli("keys", "list", "--db", db, "--org", "acme")
     assert empty.returncode == 0, empty.stderr

@@ -461,6 +461,10 @@ class AsyncEventIterator:
     def __aiter__(self) -> AsyncEventIterator:
         return self
 
+    async def aclose(self) -> None:
+        """Stop: no more pages are fetched (``contextlib.aclosing`` calls it)."""
+        self._done, self._buffer = True, []
+
     async def __anext__(self) -> Event:
         while not self._buffer:
             if self._done:

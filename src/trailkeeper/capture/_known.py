@@ -66,6 +66,7 @@ class KnownOperations:
         self._url = url if source == "server" else None
         self._timeout = timeout
         self._next_try = 0.0
+        self._fetching = False
         self._lock = threading.Lock()
         self._warned: set[str] = set()
         if source is None:
@@ -73,10 +74,21 @@ class KnownOperations:
 
     @property
     def catalogue(self) -> Catalogue | None:
-        """The catalogue known so far (``None`` while the server's is not fetched yet)."""
+        """The catalogue known so far (``None`` while the server's is not fetched yet).
+
+        Never waits: the server's catalogue is fetched on a background thread (``record()``
+        must return in microseconds), and names go unchecked until it has arrived.
+        """
         if self._catalogue is None and self._url is not None:
-            self._fetch()
+            self._fetch_in_background()
         return self._catalogue
+
+    def _fetch_in_background(self) -> None:
+        with self._lock:  # held for no I/O: record() never waits on it for long
+            if self._fetching or time.monotonic() < self._next_try:
+                return
+            self._fetching = True
+        threading.Thread(target=self._fetch, name="trailkeeper-catalogue", daemon=True).start()
 
     def check(self, name: str) -> None:
         """Raise (strict) or warn once (otherwise) when ``name`` is not in the catalogue.
@@ -96,15 +108,14 @@ class KnownOperations:
 
     def _fetch(self) -> None:
         assert self._url is not None
-        with self._lock:
-            if self._catalogue is not None or time.monotonic() < self._next_try:
-                return
-            url = self._url.rstrip("/") + "/v1/operations"
-            try:
-                with urllib.request.urlopen(url, timeout=self._timeout) as response:  # noqa: S310 - http(s) only, checked above
-                    self._catalogue = catalogue_from_json(orjson.loads(response.read()))
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                # Not knowing the catalogue must not stop recording: names go unchecked
-                # until a later attempt succeeds.
-                self._next_try = time.monotonic() + _RETRY
-                _log.warning("trailkeeper: could not fetch the catalogue from %s: %s", url, exc)
+        url = self._url.rstrip("/") + "/v1/operations"
+        try:
+            with urllib.request.urlopen(url, timeout=self._timeout) as response:  # noqa: S310 - http(s) only, checked above
+                self._catalogue = catalogue_from_json(orjson.loads(response.read()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # Not knowing the catalogue must not stop recording: names go unchecked
+            # until a later attempt succeeds.
+            self._next_try = time.monotonic() + _RETRY
+            _log.warning("trailkeeper: could not fetch the catalogue from %s: %s", url, exc)
+        finally:
+            self._fetching = False

@@ -156,6 +156,12 @@ class Recorder:
         return self._known.strict
 
     @property
+    def catalogue(self) -> Catalogue | None:
+        """The catalogue names are checked against; with ``catalogue="server"``, ``None``
+        until the background fetch has brought it (names go unchecked until then)."""
+        return self._known.catalogue
+
+    @property
     def spool(self) -> Backlog:
         """Where events wait (a ``Spool`` file, or memory)."""
         return self._sender.backlog

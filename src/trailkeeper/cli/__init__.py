@@ -42,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrailkeeperError as exc:
         print(f"trailkeeper: {exc.detail} ({exc.status} {exc.code})", file=sys.stderr)
         for error in exc.errors:
-            if error.get("message") == exc.detail:
+            said = (error.get("message"), f"{error.get('field')}: {error.get('message')}")
+            if exc.detail in said:
                 continue  # the detail already said it
             where = f"event {error['index']}: " if "index" in error else ""
             print(f"  {where}{error.get('field', '')}: {error.get('message', '')}", file=sys.stderr)

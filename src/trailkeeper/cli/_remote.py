@@ -6,12 +6,14 @@ operations. The server and key come from ``--url`` / ``--key`` or ``TRAILKEEPER_
 from __future__ import annotations
 
 import enum
+import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from itertools import islice
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import IO, Annotated, Any
 
 import typer
 
@@ -205,23 +207,40 @@ def export(
     key: Key = "",
 ) -> None:
     """Export every matching event in seq order, streamed, with a progress bar."""
+    if format not in ("csv", "jsonl"):
+        raise typer.BadParameter("csv or jsonl", param_hint="--format")
+    target: IO[bytes] | None = None
+    if output != "-":
+        # Before the server is asked anything (a typo in the path is the likelier mistake),
+        # and beside the file, not over it: a failed export must not wipe what was there.
+        try:
+            target = tempfile.NamedTemporaryFile(  # noqa: SIM115  (closed by the with below)
+                dir=Path(output).parent, prefix=f".{Path(output).name}.", delete=False
+            )
+        except OSError as exc:
+            raise ValueError(f"cannot write {output}: {exc.strerror or exc}") from None
+    try:
+        events = _export(target, format, query, url, key)
+    except BaseException:
+        if target is not None:
+            Path(target.name).unlink(missing_ok=True)
+        raise
+    if target is not None:
+        os.replace(target.name, output)
+        print(f"exported {events:,} events to {output}", file=sys.stderr)
+
+
+def _export(target: IO[bytes] | None, format: str, query: str | None, url: str, key: str) -> int:
+    """Write the export to ``target`` (standard output if ``None``); the events written."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    if format not in ("csv", "jsonl"):
-        raise typer.BadParameter("csv or jsonl", param_hint="--format")
-    target: BinaryIO | None = None
-    if output != "-":
-        try:  # before the server is asked anything: a typo in the path is the likelier mistake
-            target = Path(output).open("wb")  # noqa: SIM115  (closed by the with below)
-        except OSError as exc:
-            raise ValueError(f"cannot write {output}: {exc.strerror or exc}") from None
     with target or nullcontext() as out, _client(url, key) as client:
         chunks = client.events.export(format, q=query)
         if out is None:
             for chunk in chunks:
                 sys.stdout.buffer.write(chunk)
-            return
+            return 0
         # The total for the bar: the day counts of the same filter (one small request).
         total = sum(b["events"] for b in client.activity(bucket="day", q=query))
         written = 0
@@ -238,8 +257,7 @@ def export(
                 out.write(chunk)
                 written += chunk.count(b"\n")
                 progress.update(task, completed=min(written, total) if total else written)
-        events = written - 1 if format == "csv" else written
-    print(f"exported {events:,} events to {output}", file=sys.stderr)
+    return written - 1 if format == "csv" else written
 
 
 @app.command()
