@@ -15,8 +15,10 @@ from ._problems import Problem
 UNREACHABLE = "the database is unreachable; retry"
 #: How long authentication may wait for the store before the request gets a 503.
 AUTH_TIMEOUT_SECONDS = 2.0
-#: Threads that look keys up (a lookup is one indexed read).
-AUTH_THREADS = 8
+#: Threads that look keys up (a lookup is one indexed read). Fewer than the PostgreSQL
+#: store's connections (8 a pool): lookups stuck behind a lock on the keys table must leave
+#: connections for ingest, the records of reads and /readyz.
+AUTH_THREADS = 4
 
 
 async def off_loop(request: Request, fn: Callable[[], ApiKey]) -> ApiKey:
