@@ -7,7 +7,6 @@ of a read can always be told from a forgery.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import threading
@@ -19,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from .events import EventValidationError, canonical_json, format_time
+from .events._ip import plain_address
 from .events._limits import REFUSED_IN_LINE
 from .events._uuid7 import uuid7
 from .keys import ApiKey
@@ -110,13 +110,6 @@ def _hashable(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool | None) else canonical_json(value)
 
 
-def _address(value: str | None) -> str | None:
-    try:
-        return str(ipaddress.ip_address(value)) if value else None
-    except ValueError:  # a test client's or a Unix socket's peer: no address to record
-        return None
-
-
 def _one_line(value: str | None, limit: int) -> str | None:
     if not value:
         return None
@@ -179,7 +172,7 @@ class OwnTrail:
             "metadata": metadata,
         }
         if context is not None:
-            event["source_ip"] = _address(context.source_ip)
+            event["source_ip"] = plain_address(context.source_ip)
             event["user_agent"] = _one_line(context.user_agent, _USER_AGENT)
             event["request_id"] = usable_request_id(context.request_id)
             event["metadata"] = {**metadata, "face": context.face}

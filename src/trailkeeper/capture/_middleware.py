@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
+from ..events._ip import client_address
 from ._context import Actor, RequestContext, _request
 from ._ids import new_id
 from ._operation import Operation
@@ -120,7 +121,7 @@ class AuditMiddleware:
         client = scope.get("client")
         context = RequestContext(
             actor=self._actor(scope) if self._actor else None,
-            source_ip=self._source_ip(client[0] if client else None, forwarded),
+            source_ip=client_address(client[0] if client else None, forwarded, self._proxies),
             request_id=request_id,
             user_agent=user_agent,
             app_id=self._app_id(scope) if self._app_id else None,
@@ -175,23 +176,6 @@ class AuditMiddleware:
                 return compiled.route, found.groupdict()
         return None
 
-    def _source_ip(self, peer: str | None, forwarded: str | None) -> str | None:
-        if peer is None or not self._proxies or forwarded is None or not self._trusted(peer):
-            return peer
-        # Walk from the nearest hop back: the first address no trusted proxy vouches for.
-        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-        for hop in reversed(hops):
-            if not self._trusted(hop):
-                return _address(hop)
-        return _address(hops[0]) if hops else peer
-
-    def _trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self._proxies)
-
     def _lifespan_receive(self, receive: Receive) -> Receive:
         async def wrapped() -> Message:
             message = await receive()
@@ -202,13 +186,6 @@ class AuditMiddleware:
             return message
 
         return wrapped
-
-
-def _address(hop: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(hop))
-    except ValueError:
-        return None  # not an address: better no source IP than a made-up one
 
 
 def _phrase(status: int) -> str:

@@ -78,12 +78,12 @@ def client_address(
     Anything that is not an address gives ``None``: better no source IP than a made-up one.
     """
     if peer is None or not proxies or forwarded is None or not _trusted(peer, proxies):
-        return _address(peer)
+        return plain_address(peer)
     hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
     for hop in reversed(hops):
         if not _trusted(hop, proxies):
-            return _address(hop)
-    return _address(hops[0]) if hops else _address(peer)
+            return plain_address(hop)
+    return plain_address(hops[0]) if hops else plain_address(peer)
 
 
 def _trusted(address: str, proxies: Sequence[Network]) -> bool:
@@ -94,7 +94,8 @@ def _trusted(address: str, proxies: Sequence[Network]) -> bool:
     return any(ip in network for network in proxies)
 
 
-def _address(value: str | None) -> str | None:
+def plain_address(value: str | None) -> str | None:
+    """``value`` as one IP address in normal form (an IPv6 zone dropped), or ``None``."""
     if value and "%" in value:  # a link-local peer's zone (fe80::1%eth0): the address alone
         value = value.partition("%")[0]
     try:
