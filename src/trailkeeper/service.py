@@ -406,12 +406,13 @@ class AuditService:
         filters = filters or Filters()
         query = self.compile(filters, order=order, limit=limit + 1)
         if cursor is not None:
-            after, window = _decode_cursor(cursor, order)
+            after, window, fingerprint = _decode_cursor(cursor, order)
             if filters.relative and window is not None:
                 # A span back from now ("since:7d") was resolved on the first page; every
                 # page continues that window instead of one that moved since.
                 query = replace(query, since=window[0], until=window[1])
-            _check_fingerprint(cursor, _fingerprint(query))
+            if fingerprint != _fingerprint(query):
+                raise _other_search()
             query = replace(query, after=after)
         rows = self.store.search(org_id, query)
         carried = (query.since, query.until) if filters.relative else None
@@ -638,7 +639,11 @@ def _encode_cursor(
 _BAD_CURSOR = "is not a cursor this server issued; start again without one"
 
 
-def _cursor_data(cursor: str) -> dict[str, Any]:
+def _decode_cursor(
+    cursor: str, order: Order
+) -> tuple[Position, tuple[datetime | None, datetime | None] | None, object]:
+    """Where the cursor's page ended, the time window it carries (relative spans), and the
+    fingerprint of the search it belongs to."""
     bad = QueryError("cursor", _BAD_CURSOR)
     try:
         data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
@@ -646,15 +651,6 @@ def _cursor_data(cursor: str) -> dict[str, Any]:
         raise bad from None
     if not isinstance(data, dict) or data.get("v") != 1:
         raise bad
-    return data
-
-
-def _decode_cursor(
-    cursor: str, order: Order
-) -> tuple[Position, tuple[datetime | None, datetime | None] | None]:
-    """Where the cursor's page ended, and the time window it carries (relative spans)."""
-    bad = QueryError("cursor", _BAD_CURSOR)
-    data = _cursor_data(cursor)
     time_us, seq, window = data.get("t"), data.get("s"), data.get("w")
     if type(time_us) is not int or type(seq) is not int:
         raise bad
@@ -675,12 +671,7 @@ def _decode_cursor(
         carried = (bounds[0], bounds[1])
     if data.get("o") != order:
         raise _other_search()
-    return Position(time_us, seq), carried
-
-
-def _check_fingerprint(cursor: str, fingerprint: str) -> None:
-    if _cursor_data(cursor).get("f") != fingerprint:
-        raise _other_search()
+    return Position(time_us, seq), carried, data.get("f")
 
 
 def _other_search() -> QueryError:
